@@ -1,0 +1,291 @@
+"""One room: its participants and every mutation of them, each returning (and announcing) what changed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+from typing import Final
+
+from rooms.model import (
+    CameraFeed,
+    InvalidInputError,
+    NotAllowedError,
+    Participant,
+    PublishedTrack,
+    Role,
+    TrackLocator,
+    UnknownCameraError,
+    UnknownParticipantError,
+    validate_camera_label,
+    validate_device_id,
+    validate_display_name,
+    validate_participant_id,
+)
+
+HEARTBEAT_TIMEOUT: Final = 15.0
+MAX_CAMERAS: Final = 16
+
+
+class ChangeKind(StrEnum):
+    """What kind of change a RoomChange reports."""
+
+    JOINED = 'joined'
+    LEFT = 'left'
+    EXPIRED = 'expired'
+    TRACKS = 'tracks'
+    HAND = 'hand'
+    SPEAKING = 'speaking'
+    RENAMED = 'renamed'
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RoomChange:
+    """One change to a room; `unpublished` lists locators no longer published (close them at the SFU)."""
+
+    room: str
+    kind: ChangeKind
+    participant_id: str
+    unpublished: tuple[TrackLocator, ...] = ()
+
+
+class _Keep(Enum):
+    KEEP = 'keep'
+
+
+KEEP: Final = _Keep.KEEP
+"""Passed as `locator` to Room.update_camera to leave the camera's locator as it is."""
+
+
+def _as_locator(locator: TrackLocator | str | None) -> TrackLocator | None:
+    return TrackLocator.parse(locator) if isinstance(locator, str) else locator
+
+
+@dataclass(kw_only=True, slots=True)
+class Room:
+    """A room's participants; `on_change` (set by the registry) hears about every change made here."""
+
+    name: str
+    participants: dict[str, Participant] = field(default_factory=dict)
+    on_change: Callable[[RoomChange], None] | None = field(default=None, repr=False, compare=False)
+
+    # -- queries ---------------------------------------------------------------------------------------------------
+
+    def get(self, pid: str) -> Participant:
+        """Return the participant with this id, or raise UnknownParticipantError."""
+        try:
+            return self.participants[pid]
+        except KeyError:
+            raise UnknownParticipantError(f'no participant {pid!r} in room {self.name!r}') from None
+
+    def __contains__(self, pid: object) -> bool:
+        return pid in self.participants
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nobody is in the room."""
+        return not self.participants
+
+    def stations(self) -> list[Participant]:
+        """The hospital stations in the room, in join order."""
+        return [p for p in self.participants.values() if p.role is Role.HOSPITAL]
+
+    def technician_count(self) -> int:
+        """How many technicians are in the room (what a hospital shows as "watching")."""
+        return sum(1 for p in self.participants.values() if p.role is Role.TECHNICIAN)
+
+    def anyone_sharing(self) -> bool:
+        """True while at least one participant shares a screen."""
+        return any(p.sharing_screen for p in self.participants.values())
+
+    # -- membership ------------------------------------------------------------------------------------------------
+
+    def join(self, pid: str, name: str, role: Role | str, now: float) -> Participant:
+        """Add a participant (or refresh a reconnecting one with the same id and role) and return it."""
+        validate_participant_id(pid)
+        display_name = validate_display_name(name)
+        try:
+            role = Role(role)
+        except ValueError:
+            raise InvalidInputError(f'unknown role {role!r}') from None
+        existing = self.participants.get(pid)
+        if existing is not None:
+            if existing.role is not role:
+                raise NotAllowedError(
+                    f'{pid!r} is in room {self.name!r} as {existing.role}; leave before joining as {role}'
+                )
+            existing.last_heartbeat = max(existing.last_heartbeat, now)
+            if existing.name != display_name:
+                existing.name = display_name
+                self._emit(ChangeKind.RENAMED, pid)
+            return existing
+        participant = Participant(
+            id=pid, name=display_name, role=role, joined_at=now, last_heartbeat=now, last_active=now
+        )
+        self.participants[pid] = participant
+        self._emit(ChangeKind.JOINED, pid)
+        return participant
+
+    def leave(self, pid: str) -> Participant | None:
+        """Remove a participant and return it (None if already gone) so the caller can close its tracks."""
+        participant = self.participants.pop(pid, None)
+        if participant is not None:
+            self._emit(ChangeKind.LEFT, pid, tuple(participant.locators()))
+        return participant
+
+    def heartbeat(self, pid: str, now: float) -> None:
+        """Record that the participant is alive (raises UnknownParticipantError once it has expired)."""
+        participant = self.get(pid)
+        participant.last_heartbeat = max(participant.last_heartbeat, now)
+
+    def expire(self, now: float, timeout: float = HEARTBEAT_TIMEOUT) -> list[Participant]:
+        """Remove and return everyone whose last heartbeat is more than `timeout` seconds before `now`."""
+        if timeout <= 0:
+            raise InvalidInputError('the heartbeat timeout must be positive')
+        stale = [p for p in self.participants.values() if now - p.last_heartbeat > timeout]
+        for participant in stale:
+            del self.participants[participant.id]
+            self._emit(ChangeKind.EXPIRED, participant.id, tuple(participant.locators()))
+        return stale
+
+    # -- single tracks ---------------------------------------------------------------------------------------------
+
+    def set_mic(self, pid: str, locator: TrackLocator | str | None, enabled: bool = True) -> RoomChange | None:
+        """Publish (or with None, withdraw) the participant's microphone; `enabled` False means muted."""
+        participant = self.get(pid)
+        new = self._published(participant.mic, locator, enabled)
+        old, participant.mic = participant.mic, new
+        return self._track_changed(pid, old, new)
+
+    def set_camera(self, pid: str, locator: TrackLocator | str | None, enabled: bool = True) -> RoomChange | None:
+        """Publish (or withdraw) the single camera of a technician or regular user; `enabled` False means off."""
+        participant = self.get(pid)
+        if participant.role is Role.HOSPITAL:
+            raise NotAllowedError('a hospital station publishes cameras with add_camera')
+        new = self._published(participant.camera, locator, enabled)
+        old, participant.camera = participant.camera, new
+        return self._track_changed(pid, old, new)
+
+    def set_screen(self, pid: str, locator: TrackLocator | str | None, enabled: bool = True) -> RoomChange | None:
+        """Start (locator) or stop (None) sharing a screen; technicians have no screen to share."""
+        participant = self.get(pid)
+        if participant.role is Role.TECHNICIAN:
+            raise NotAllowedError('a technician station does not share its screen')
+        new = self._published(participant.screen, locator, enabled)
+        old, participant.screen = participant.screen, new
+        return self._track_changed(pid, old, new)
+
+    # -- hospital cameras ------------------------------------------------------------------------------------------
+
+    def add_camera(
+        self, pid: str, device_id: str, label: str = '', enabled: bool = True, locator: TrackLocator | str | None = None
+    ) -> RoomChange:
+        """Add a camera to a hospital station (its locator usually follows with update_camera once sending)."""
+        participant = self._station(pid)
+        validate_device_id(device_id)
+        if participant.camera_feed(device_id) is not None:
+            raise NotAllowedError(f'camera {device_id!r} is already added')
+        if len(participant.cameras) >= MAX_CAMERAS:
+            raise NotAllowedError(f'a station publishes at most {MAX_CAMERAS} cameras')
+        feed = CameraFeed(device_id=device_id, label=validate_camera_label(label, device_id), enabled=enabled)
+        feed.locator = self._checked_locator(_as_locator(locator), None)
+        participant.cameras.append(feed)
+        return self._emit(ChangeKind.TRACKS, pid)
+
+    def update_camera(
+        self,
+        pid: str,
+        device_id: str,
+        *,
+        label: str | None = None,
+        enabled: bool | None = None,
+        locator: TrackLocator | str | _Keep | None = KEEP,
+    ) -> RoomChange | None:
+        """Change a station camera's label, enabled flag and/or locator (None: not sending); None if unchanged."""
+        feed = self._feed(pid, device_id)
+        new_label = feed.label if label is None else validate_camera_label(label, device_id)
+        new_enabled = feed.enabled if enabled is None else enabled
+        new_locator = feed.locator if locator is KEEP else self._checked_locator(_as_locator(locator), feed.locator)
+        if (new_label, new_enabled, new_locator) == (feed.label, feed.enabled, feed.locator):
+            return None
+        old_locator = feed.locator
+        feed.label, feed.enabled, feed.locator = new_label, new_enabled, new_locator
+        gone = (old_locator,) if old_locator is not None and old_locator != new_locator else ()
+        return self._emit(ChangeKind.TRACKS, pid, gone)
+
+    def remove_camera(self, pid: str, device_id: str) -> RoomChange:
+        """Remove a station camera; the change lists its locator so the caller can close the track."""
+        feed = self._feed(pid, device_id)
+        self.participants[pid].cameras.remove(feed)
+        return self._emit(ChangeKind.TRACKS, pid, () if feed.locator is None else (feed.locator,))
+
+    # -- presence --------------------------------------------------------------------------------------------------
+
+    def raise_hand(self, pid: str, raised: bool, now: float) -> RoomChange | None:
+        """Raise or lower the participant's hand (raising counts as activity for the stage)."""
+        participant = self.get(pid)
+        if raised:
+            participant.last_active = max(participant.last_active, now)
+        if participant.raised_hand == raised:
+            return None
+        participant.raised_hand = raised
+        return self._emit(ChangeKind.HAND, pid)
+
+    def set_speaking(self, pid: str, speaking: bool, now: float) -> RoomChange | None:
+        """Record whether the participant is speaking (speaking counts as activity for the stage)."""
+        participant = self.get(pid)
+        if speaking:
+            participant.last_active = max(participant.last_active, now)
+        if participant.speaking == speaking:
+            return None
+        participant.speaking = speaking
+        return self._emit(ChangeKind.SPEAKING, pid)
+
+    def rename(self, pid: str, name: str) -> RoomChange | None:
+        """Change the participant's display name (1-50 characters after stripping)."""
+        participant = self.get(pid)
+        display_name = validate_display_name(name)
+        if participant.name == display_name:
+            return None
+        participant.name = display_name
+        return self._emit(ChangeKind.RENAMED, pid)
+
+    # -- helpers ---------------------------------------------------------------------------------------------------
+
+    def _emit(self, kind: ChangeKind, pid: str, unpublished: tuple[TrackLocator, ...] = ()) -> RoomChange:
+        change = RoomChange(room=self.name, kind=kind, participant_id=pid, unpublished=unpublished)
+        if self.on_change is not None:
+            self.on_change(change)
+        return change
+
+    def _station(self, pid: str) -> Participant:
+        participant = self.get(pid)
+        if participant.role is not Role.HOSPITAL:
+            raise NotAllowedError('only a hospital station publishes several cameras')
+        return participant
+
+    def _feed(self, pid: str, device_id: str) -> CameraFeed:
+        feed = self._station(pid).camera_feed(device_id)
+        if feed is None:
+            raise UnknownCameraError(f'station {pid!r} has no camera {device_id!r}')
+        return feed
+
+    def _checked_locator(self, locator: TrackLocator | None, current: TrackLocator | None) -> TrackLocator | None:
+        """Refuse a locator that is already published in this room by another participant or another slot."""
+        if locator is None or locator == current:
+            return locator
+        if any(locator in p.locators() for p in self.participants.values()):
+            raise NotAllowedError(f'track {locator} is already published in room {self.name!r}')
+        return locator
+
+    def _published(
+        self, current: PublishedTrack | None, locator: TrackLocator | str | None, enabled: bool
+    ) -> PublishedTrack | None:
+        checked = self._checked_locator(_as_locator(locator), None if current is None else current.locator)
+        return None if checked is None else PublishedTrack(locator=checked, enabled=enabled)
+
+    def _track_changed(self, pid: str, old: PublishedTrack | None, new: PublishedTrack | None) -> RoomChange | None:
+        if old == new:
+            return None
+        gone = (old.locator,) if old is not None and (new is None or new.locator != old.locator) else ()
+        return self._emit(ChangeKind.TRACKS, pid, gone)
