@@ -136,13 +136,17 @@ def audience(publisher: Participant, room: Room) -> list[Participant]:
     return [viewer for viewer in room.participants.values() if visible_sources(viewer, publisher)]
 
 
-def may_pull(viewer: Participant, room: Room, locator: TrackLocator | str) -> bool:
-    """True when `viewer`, a member of `room`, may pull `locator` (published in `room` by someone it may see)."""
-    if room.participants.get(viewer.id) is not viewer:
+def may_pull(viewer: Participant | str, room: Room, locator: TrackLocator | str) -> bool:
+    """True when `viewer` (a participant of `room`, or its id) may pull `locator`, published here by someone it sees.
+
+    A viewer not in the room, a stale participant object and a malformed locator are all refused.
+    """
+    member = room.participants.get(viewer if isinstance(viewer, str) else viewer.id)
+    if member is None or (not isinstance(viewer, str) and member is not viewer):
         return False
     if isinstance(locator, str):
         try:
             locator = TrackLocator.parse(locator)
         except InvalidInputError:
             return False
-    return any(track.locator == locator for track in visible_tracks(viewer, room))
+    return any(track.locator == locator for track in visible_tracks(member, room))
