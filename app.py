@@ -1,0 +1,95 @@
+"""Composition root: settings → media back end → rooms → pages → ui.run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from nicegui import app, ui
+
+from components.media_caps import MediaCaps
+from pages import health, home, lobby
+from settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger('orange')
+
+
+def build(settings: Settings) -> None:
+    """Wire everything into NiceGUI's app. Routes registered first win, so fixed paths come before `/{room}`."""
+    caps = MediaCaps(
+        max_bitrate=settings.max_webcam_bitrate,
+        max_framerate=settings.max_webcam_framerate,
+        max_quality_level=settings.max_webcam_quality_level,
+        simulcast=settings.experimental_simulcast_enabled,
+    )
+    health.register('cloudflare' if settings.uses_cloudflare else 'embedded')
+    home.register()
+    lobby.register(caps)
+    app.on_startup(lambda: announce(settings))
+
+
+def announce(settings: Settings) -> None:
+    """The start-up lines: where to open the app, and what other machines need."""
+    scheme = 'https' if settings.tls_enabled else 'http'
+    shown_host = '127.0.0.1' if settings.host in {'0.0.0.0', '::'} else settings.host
+    log.info('Orange Telehealth is running: open %s://%s:%d/', scheme, shown_host, settings.port)
+    log.info('Media: %s', 'Cloudflare Realtime SFU' if settings.uses_cloudflare else 'embedded SFU (no cloud account)')
+    if not settings.uses_cloudflare:
+        log.info(
+            'Embedded SFU Calls API: %s://%s:%d/sfu/v1/apps/%s', scheme, shown_host, settings.port, settings.sfu_app_id
+        )
+        if settings.sfu_app_id_generated:
+            # A random, per-run credential (not a configured secret): shown so other Calls clients can use this SFU.
+            print(
+                f'Embedded SFU credentials for this run: SFU_APP_ID={settings.sfu_app_id} '
+                f'SFU_APP_SECRET={settings.sfu_app_secret.get_secret_value()}',
+                flush=True,
+            )
+    if not settings.tls_enabled:
+        log.warning(
+            'Other machines need https for camera access: set TLS_CERTFILE and TLS_KEYFILE to serve https '
+            '(plain http works only on localhost).'
+        )
+
+
+def storage_secret(settings: Settings) -> str:
+    """The secret that signs NiceGUI's per-browser storage; kept across restarts so display names survive."""
+    if settings.storage_secret is not None:
+        return settings.storage_secret.get_secret_value()
+    path = Path(os.environ.get('NICEGUI_STORAGE_PATH', '.nicegui')) / 'storage-secret'
+    if path.is_file():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def main() -> None:
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        sys.exit(2)
+    logging.basicConfig(level=settings.log_level.upper(), format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    build(settings)
+    ui.run(
+        host=settings.host,
+        port=settings.port,
+        title='Orange Telehealth',
+        favicon='🍊',
+        reload=False,
+        show=False,
+        show_welcome_message=False,
+        storage_secret=storage_secret(settings),
+        ssl_certfile=str(settings.tls_certfile) if settings.tls_certfile else None,
+        ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
+    )
+
+
+if __name__ in {'__main__', '__mp_main__'}:
+    main()

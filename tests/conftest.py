@@ -1,0 +1,12 @@
+"""Shared test configuration: media only ever on loopback."""
+
+import os
+import tempfile
+
+# The app under the `user` fixture builds its media back end from the environment: keep it offline and on loopback.
+for _name in ('CALLS_APP_ID', 'CALLS_APP_SECRET', 'CALLS_API_URL', 'TURN_SERVICE_ID', 'TURN_SERVICE_TOKEN'):
+    os.environ.pop(_name, None)
+os.environ['SFU_ICE_HOSTS'] = '127.0.0.1'
+os.environ['ICE_SERVERS'] = ''
+# A developer's .env/.dev.vars (perhaps with real Cloudflare credentials) is never read by tests.
+os.environ['ORANGE_CONFIG_DIR'] = tempfile.mkdtemp(prefix='orange-config-')
