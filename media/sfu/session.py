@@ -1,0 +1,204 @@
+"""The SFU side of one Calls session: its RTCPeerConnection, the publications it receives and the subscriptions
+it sends. All SDP handling and aiortc object wiring for a session lives here; private internals go through
+``aiortc_glue``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+from aiortc.rtcconfiguration import RTCBundlePolicy
+
+from . import aiortc_glue
+from .codecs import negotiated_codec, preferences_for
+from .forwarder import Counters, Downstream, Forwarder
+
+logger = logging.getLogger(__name__)
+
+
+class SdpError(ValueError):
+    """An SDP that aiortc cannot parse or apply."""
+
+
+@dataclass(kw_only=True, slots=True)
+class Subscription:
+    """A pulled track on this session: the publication's forwarder and, once connected, our downstream."""
+
+    forwarder: Forwarder
+    transceiver: RTCRtpTransceiver
+    downstream: Downstream | None = None
+    port: aiortc_glue.SenderPort | None = None
+    closed: bool = False
+
+
+class PeerSession:
+    """One RTCPeerConnection on the SFU side (created on the first SDP exchange)."""
+
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        ice_servers: list[RTCIceServer],
+        counters: Counters,
+        on_state: Callable[[PeerSession, str], None],
+        now: Callable[[], float],
+    ) -> None:
+        self.session_id = session_id
+        self.pc: RTCPeerConnection | None = None
+        self.publications: dict[str, Forwarder] = {}  # by mid
+        self.subscriptions: dict[str, Subscription] = {}  # by mid
+        self._ice_servers = ice_servers
+        self._counters = counters
+        self._on_state = on_state
+        self._now = now
+        self.connected = asyncio.Event()
+        self._pending: list[Subscription] = []
+
+    @property
+    def connection_state(self) -> str:
+        return 'new' if self.pc is None else self.pc.connectionState
+
+    def _ensure_pc(self) -> RTCPeerConnection:
+        if self.pc is None:
+            config = RTCConfiguration(iceServers=list(self._ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+            pc = RTCPeerConnection(configuration=config)
+            self.pc = pc
+
+            @pc.on('connectionstatechange')
+            def _changed() -> None:
+                if pc.connectionState == 'connected':
+                    self.connected.set()
+                self._on_state(self, pc.connectionState)
+
+        return self.pc
+
+    async def answer(self, offer_sdp: str) -> tuple[str, list[str]]:
+        """Apply a client offer; return the SFU answer and the offer's mids."""
+        pc = self._ensure_pc()
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type='offer'))
+        except Exception as exc:
+            raise SdpError(str(exc) or type(exc).__name__) from exc
+        await pc.setLocalDescription(await pc.createAnswer())
+        mids = [t.mid for t in pc.getTransceivers() if t.mid is not None]
+        return _crlf(pc.localDescription.sdp), mids
+
+    async def offer(self) -> str:
+        """Create and set an SFU offer covering every transceiver."""
+        pc = self._ensure_pc()
+        await pc.setLocalDescription(await pc.createOffer())
+        return _crlf(pc.localDescription.sdp)
+
+    async def accept_answer(self, answer_sdp: str) -> None:
+        pc = self._ensure_pc()
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type='answer'))
+        except Exception as exc:
+            raise SdpError(str(exc) or type(exc).__name__) from exc
+
+    def offered_kind(self, mid: str) -> str | None:
+        """Kind of a transceiver the client offered to send on (None if absent or not sending)."""
+        t = self._transceiver(mid)
+        if t is None or t.direction not in ('recvonly', 'sendrecv'):
+            return None
+        return t.kind
+
+    def publish(self, mid: str) -> Forwarder:
+        """Start receiving on ``mid`` (after ``answer``) and return the publication's forwarder."""
+        assert self.pc is not None and self.pc.localDescription is not None
+        transceiver = self._transceiver(mid)
+        assert transceiver is not None
+        codec = negotiated_codec(self.pc.localDescription.sdp, mid)
+        mime = codec[0] if codec else ('video/VP8' if transceiver.kind == 'video' else 'audio/opus')
+        receiver = transceiver.receiver
+
+        async def request_keyframe(media_ssrc: int) -> None:
+            await aiortc_glue.send_pli(receiver, media_ssrc)
+
+        forwarder = Forwarder(
+            kind=transceiver.kind,
+            mime_type=mime,
+            codec_parameters=codec[1] if codec else {},
+            counters=self._counters,
+            request_keyframe=request_keyframe,
+            now=self._now,
+        )
+        self.publications[mid] = forwarder
+        aiortc_glue.tap_receiver(receiver, forwarder.on_packet)
+        return forwarder
+
+    def subscribe(self, forwarder: Forwarder) -> RTCRtpTransceiver:
+        """Add a sendonly transceiver fed by ``forwarder``; its mid exists after the next ``offer()``."""
+        pc = self._ensure_pc()
+        transceiver = pc.addTransceiver(forwarder.kind, direction='sendonly')
+        prefs = preferences_for(forwarder.kind, forwarder.mime_type, forwarder.codec_parameters)
+        if prefs:
+            transceiver.setCodecPreferences(prefs)
+        sub = Subscription(forwarder=forwarder, transceiver=transceiver)
+
+        def on_ready(port: aiortc_glue.SenderPort) -> None:
+            sub.port = port
+            if not sub.closed and not sub.forwarder.closed:
+                sub.downstream = sub.forwarder.add_subscriber(port)
+
+        def on_keyframe_request() -> None:
+            sub.forwarder.request_keyframe()
+
+        aiortc_glue.attach_sender(transceiver.sender, on_ready, on_keyframe_request)
+        self._pending.append(sub)
+        return transceiver
+
+    def assign_mids(self) -> None:
+        """After ``offer()``: index new subscriptions by their mid."""
+        for sub in self._pending:
+            assert sub.transceiver.mid is not None
+            self.subscriptions[sub.transceiver.mid] = sub
+        self._pending.clear()
+
+    async def stop_subscription(self, mid: str, *, end_track: bool) -> None:
+        """Stop forwarding to ``mid``; with ``end_track`` also stop the sender so the subscriber's track ends."""
+        sub = self.subscriptions.get(mid)
+        if sub is None or sub.closed:
+            return
+        sub.closed = True
+        if sub.downstream is not None:
+            sub.forwarder.remove_subscriber(sub.downstream)
+        if end_track:
+            await sub.transceiver.sender.stop()
+
+    def swap_source(self, mid: str, forwarder: Forwarder) -> None:
+        """Feed an existing subscription from another publication of the same kind (tracks/update)."""
+        sub = self.subscriptions[mid]
+        if sub.downstream is not None:
+            sub.forwarder.remove_subscriber(sub.downstream)
+            sub.downstream = None
+        sub.forwarder = forwarder
+        if sub.port is not None and not sub.closed:
+            sub.downstream = forwarder.add_subscriber(sub.port)
+
+    def stop_publication(self, mid: str) -> Forwarder | None:
+        forwarder = self.publications.get(mid)
+        if forwarder is not None:
+            forwarder.close()
+        return forwarder
+
+    async def close(self) -> None:
+        for forwarder in self.publications.values():
+            forwarder.close()
+        for mid in list(self.subscriptions):
+            await self.stop_subscription(mid, end_track=False)
+        if self.pc is not None:
+            await self.pc.close()
+
+    def _transceiver(self, mid: str) -> RTCRtpTransceiver | None:
+        if self.pc is None:
+            return None
+        return next((t for t in self.pc.getTransceivers() if t.mid == mid), None)
+
+
+def _crlf(sdp: str) -> str:
+    return sdp if sdp.endswith('\r\n') else sdp.rstrip('\r\n') + '\r\n'
