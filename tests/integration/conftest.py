@@ -42,11 +42,11 @@ async def http(request: pytest.FixtureRequest, sfu: EmbeddedSFU) -> AsyncIterato
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sfu.asgi_app), base_url='http://sfu') as c:
             yield c
         return
-    async with serve(sfu) as base_url, httpx.AsyncClient(base_url=base_url) as c:
+    async with Serve(sfu) as base_url, httpx.AsyncClient(base_url=base_url) as c:
         yield c
 
 
-class serve:  # noqa: N801 - used as a context manager
+class Serve:
     """Run the SFU's ASGI app on 127.0.0.1 with uvicorn inside the current event loop."""
 
     def __init__(self, sfu: EmbeddedSFU) -> None:
