@@ -10,3 +10,16 @@ os.environ['SFU_ICE_HOSTS'] = '127.0.0.1'
 os.environ['ICE_SERVERS'] = ''
 # A developer's .env/.dev.vars (perhaps with real Cloudflare credentials) is never read by tests.
 os.environ['ORANGE_CONFIG_DIR'] = tempfile.mkdtemp(prefix='orange-config-')
+
+
+def pytest_collection_modifyitems(items: list) -> None:  # type: ignore[type-arg]
+    """Browser tests last: cheap layers report first, and sync Playwright's loop never overlaps async tests."""
+    import pytest
+
+    def is_e2e(item: object) -> bool:
+        return '/tests/e2e/' in str(getattr(item, 'path', ''))
+
+    for item in items:
+        if is_e2e(item):
+            item.add_marker(pytest.mark.e2e)
+    items.sort(key=is_e2e)

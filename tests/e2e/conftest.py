@@ -14,12 +14,6 @@ ARTIFACTS = ROOT / 'test-results'
 SCREENSHOTS = ROOT / 'docs' / 'screenshots'
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if 'tests/e2e/' in str(item.fspath).replace('\\', '/'):
-            item.add_marker(pytest.mark.e2e)
-
-
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     outcome = yield
@@ -35,7 +29,7 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]
     running.stop()
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope='module')
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
