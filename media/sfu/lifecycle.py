@@ -81,8 +81,7 @@ class Lifecycle:
             self._gc_task = None
         ids = list(self._service.peers)
         await asyncio.gather(*(self.close_session(i) for i in ids), return_exceptions=True)
-        for task in list(self._tasks):
-            task.cancel()
+        # never cancel these: a task cancelled while awaiting RTCPeerConnection.close() cancels aiortc's own future
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _end_subscribers(self, session_id: str, track_name: str) -> None:

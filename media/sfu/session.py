@@ -57,6 +57,7 @@ class PeerSession:
         self._now = now
         self.connected = asyncio.Event()
         self._pending: list[Subscription] = []
+        self._closed = False
 
     @property
     def connection_state(self) -> str:
@@ -187,6 +188,9 @@ class PeerSession:
         return forwarder
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         for forwarder in self.publications.values():
             forwarder.close()
         for mid in list(self.subscriptions):
