@@ -74,15 +74,30 @@ def assert_compatible() -> None:
         '_RTCRtpSender__ntp_timestamp',
         '_RTCRtpSender__rtp_timestamp',
     )
-    dummy: Any = types.SimpleNamespace(state='new')
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        receiver = RTCRtpReceiver('video', dummy)
-        sender = RTCRtpSender('video', dummy)
+    try:
+        asyncio.get_running_loop()
+        receiver, sender = _instances()
+    except RuntimeError:  # no running loop: aiortc's constructors need one
+        loop = asyncio.new_event_loop()
+        try:
+            receiver, sender = loop.run_until_complete(_async_instances())
+        finally:
+            loop.close()
     missing += [f'RTCRtpReceiver.{a}' for a in receiver_attrs if not hasattr(receiver, a)]
     missing += [f'RTCRtpSender.{a}' for a in sender_attrs if not hasattr(sender, a)]
     if missing:
         raise GlueIncompatibleError('aiortc/aioice internals missing for the embedded SFU: ' + ', '.join(missing))
+
+
+def _instances() -> tuple[RTCRtpReceiver, RTCRtpSender]:
+    dummy: Any = types.SimpleNamespace(state='new')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        return RTCRtpReceiver('video', dummy), RTCRtpSender('video', dummy)
+
+
+async def _async_instances() -> tuple[RTCRtpReceiver, RTCRtpSender]:
+    return _instances()
 
 
 def use_host_addresses(hosts: list[str]) -> None:

@@ -22,7 +22,6 @@ from media.calls_api import (
     CloseTracksRequest,
     CloseTracksResponse,
     InvalidRequestError,
-    NegotiationConflictError,
     RenegotiateRequest,
     RenegotiateResponse,
     SessionDescription,
@@ -38,6 +37,7 @@ from media.calls_api import (
 
 from .config import SfuConfig
 from .forwarder import Counters, Forwarder
+from .guards import Mutation
 from .lifecycle import Lifecycle
 from .sdp_check import check_sdp
 from .session import PeerSession, SdpError
@@ -290,8 +290,8 @@ class CallsService:
         if problem:
             raise InvalidRequestError(problem, error_code=INVALID_SESSION_DESCRIPTION)
 
-    def _mutation(self, record: SessionRecord) -> _Mutation:
-        return _Mutation(record)
+    def _mutation(self, record: SessionRecord) -> Mutation:
+        return Mutation(record)
 
     async def _await_connectivity(self, peer: PeerSession) -> None:
         pc = peer.pc
@@ -303,22 +303,3 @@ class CallsService:
             raise SessionNotReadyError(
                 'Session is not ready yet. Please ensure the PeerConnection is connected before making this request'
             ) from None
-
-
-class _Mutation:
-    """Holds the session's FIFO lock; refuses (406) while an SFU offer is unanswered."""
-
-    def __init__(self, record: SessionRecord) -> None:
-        self._record = record
-
-    async def __aenter__(self) -> None:
-        await self._record.lock.acquire()
-        if self._record.awaiting_answer:
-            self._record.lock.release()
-            raise NegotiationConflictError('An SFU offer is waiting for its answer (PUT renegotiate) first')
-        if self._record.closed:
-            self._record.lock.release()
-            raise SessionGoneError('Session closed')
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._record.lock.release()
