@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 
-from nicegui import app, ui
+from nicegui import app, background_tasks, ui
+from pydantic import SecretStr
 
 from components.media_caps import MediaCaps
-from pages import health, home, lobby
+from media.backend import MediaBackend, MediaBackendConfig, create_backend
+from pages import health, home, lobby, room
+from rooms import RoomRegistry
 from settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger('orange')
+EXPIRY_INTERVAL = 5.0
 
 
-def build(settings: Settings) -> None:
+def build(settings: Settings) -> MediaBackend:
     """Wire everything into NiceGUI's app. Routes registered first win, so fixed paths come before `/{room}`."""
     caps = MediaCaps(
         max_bitrate=settings.max_webcam_bitrate,
@@ -25,10 +31,48 @@ def build(settings: Settings) -> None:
         max_quality_level=settings.max_webcam_quality_level,
         simulcast=settings.experimental_simulcast_enabled,
     )
-    health.register('cloudflare' if settings.uses_cloudflare else 'embedded')
+    backend = create_backend(backend_config(settings))
+    if backend.sfu is not None:
+        app.mount('/sfu/v1', backend.sfu.asgi_app)  # the embedded SFU's Calls API, for other Calls clients
+    registry = RoomRegistry()
+    health.register(backend.kind)
     home.register()
+    room.register(registry, backend, caps)
     lobby.register(caps)
     app.on_startup(lambda: announce(settings))
+    app.on_startup(lambda: background_tasks.create(expire_loop(registry), name='heartbeat expiry'))
+    app.on_shutdown(backend.close)
+    return backend
+
+
+async def expire_loop(registry: RoomRegistry) -> None:
+    """Remove participants whose page stopped sending heartbeats (their pages then close their tracks)."""
+    while True:
+        await asyncio.sleep(EXPIRY_INTERVAL)
+        for room_name, removed in registry.expire_all(time.time()).items():
+            for participant in removed:
+                log.info(
+                    'room=%s: %s (%s) missed heartbeats and was removed', room_name, participant.name, participant.id
+                )
+
+
+def backend_config(settings: Settings) -> MediaBackendConfig:
+    """Plain values for the media back end (secrets unwrapped here and nowhere else)."""
+
+    def reveal(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    return MediaBackendConfig(
+        calls_app_id=settings.calls_app_id,
+        calls_app_secret=reveal(settings.calls_app_secret),
+        calls_api_url=settings.calls_api_url,
+        turn_service_id=settings.turn_service_id,
+        turn_service_token=reveal(settings.turn_service_token),
+        sfu_app_id=settings.sfu_app_id,
+        sfu_app_secret=settings.sfu_app_secret.get_secret_value(),
+        sfu_ice_hosts=settings.sfu_ice_hosts,
+        ice_servers=settings.ice_servers,
+    )
 
 
 def announce(settings: Settings) -> None:

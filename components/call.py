@@ -1,0 +1,251 @@
+"""A page's presence in a room: joins room state, publishes local media, pulls what the rules allow, and leaves.
+
+Pages build their UI around one `Call`; it is the glue between `rooms` (pure state), `media.negotiation`
+(Calls exchanges) and the page's `MediaSession` element (the browser).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nicegui import background_tasks
+
+from components.media_session import MediaSession
+from media.calls_api import CallsError
+from media.calls_api import TrackLocator as WireLocator
+from media.negotiation import NegotiationError, PageMedia
+from rooms import Participant, Role, Room, RoomChange, RoomError, RoomRegistry, TrackLocator, may_pull, visible_tracks
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True, slots=True)
+class LocalTrack:
+    """Something this page captures and publishes."""
+
+    key: str
+    source: str  # 'mic' | 'camera' | 'screen'
+    device_id: str | None = None
+    label: str = ''
+    enabled: bool = True
+
+
+@dataclass(kw_only=True)
+class Call:
+    """One participant's page in one room."""
+
+    registry: RoomRegistry
+    room: Room
+    role: Role
+    name: str
+    session: MediaSession
+    media: PageMedia
+    participant_id: str
+    on_room_change: Callable[[], Any] = lambda: None
+    on_status: Callable[[str, str], Any] = lambda state, message: None
+    local: dict[str, LocalTrack] = field(default_factory=dict)
+    connection: dict[str, str] = field(default_factory=dict)
+    left: bool = False
+    _dirty: asyncio.Event = field(default_factory=asyncio.Event)
+    _worker: asyncio.Task[None] | None = None
+    _unsubscribe: Callable[[], Any] | None = None
+    _recovering: bool = False
+
+    @classmethod
+    def create(
+        cls, *, registry: RoomRegistry, room_name: str, role: Role, name: str, session: MediaSession, client: Any
+    ) -> Call:
+        """Join `room_name` as `role` (the role was granted by `pages.roles`) and wire the page's media."""
+        room = registry.get_or_create(room_name)
+        participant_id = uuid.uuid4().hex[:16]
+
+        def authorise(locator: WireLocator) -> bool:
+            return may_pull(participant_id, room, str(locator))
+
+        media = PageMedia(
+            client=client, driver=session, room=room_name, participant_id=participant_id, may_pull=authorise
+        )
+        call = cls(
+            registry=registry,
+            room=room,
+            role=role,
+            name=name,
+            session=session,
+            media=media,
+            participant_id=participant_id,
+        )
+        room.join(participant_id, name, role, time.time())
+        call._unsubscribe = registry.subscribe(room_name, call._changed)
+        session.on('heartbeat', lambda _: call.heartbeat())
+        session.on('connection', call._connection)
+        session.on('local_ended', call._local_ended)
+        call._worker = background_tasks.create(call._sync_loop(), name=f'pulls {room_name}/{participant_id}')
+        call._dirty.set()
+        return call
+
+    @property
+    def me(self) -> Participant | None:
+        return self.room.get(self.participant_id)
+
+    # ---- publishing -------------------------------------------------------------------------------------------
+
+    async def publish(self, track: LocalTrack) -> str | None:
+        """Capture and push `track`; returns an error message for the user, or None."""
+        opened = await self.session.open_local(track.key, track.source, track.device_id)
+        if not opened.get('ok'):
+            return str(opened.get('error', {}).get('message') or 'The device could not be opened.')
+        track.label = track.label or str(opened.get('label') or '')
+        track.device_id = str(opened.get('deviceId') or track.device_id or '')
+        self.local[track.key] = track
+        try:
+            locators = await self.media.push([track.key])
+        except (CallsError, NegotiationError) as error:
+            log.warning(
+                'room=%s participant=%s: publishing %s failed: %s',
+                self.room.name,
+                self.participant_id,
+                track.key,
+                error,
+            )
+            await self.session.close_local(track.key)
+            self.local.pop(track.key, None)
+            return 'Publishing failed; try again.'
+        self._announce(track, locators.get(track.key))
+        return None
+
+    async def unpublish(self, key: str) -> None:
+        """Stop sending and capturing `key`."""
+        track = self.local.pop(key, None)
+        if track is None:
+            return
+        self._announce(track, None, removed=True)
+        await self.media.unpush([key])
+        await self.session.close_local(key)
+
+    async def set_enabled(self, key: str, enabled: bool) -> str | None:
+        """Mute/unmute a local track without renegotiation; everyone sees the flag at once."""
+        track = self.local.get(key)
+        if track is None:
+            return 'Nothing to switch.'
+        result = await self.session.set_local_enabled(key, enabled)
+        if not result.get('ok'):
+            return str(result.get('error', {}).get('message') or 'The device could not be switched.')
+        track.enabled = enabled
+        self._announce(track, self.media.pushed.get(key))
+        return None
+
+    def _announce(self, track: LocalTrack, locator: WireLocator | None, *, removed: bool = False) -> None:
+        room_locator = TrackLocator.parse(str(locator)) if locator is not None else None
+        pid = self.participant_id
+        if self.me is None:
+            return
+        if track.source == 'mic':
+            self.room.set_mic(pid, None if removed else room_locator, enabled=track.enabled)
+        elif track.source == 'screen':
+            self.room.set_screen(pid, None if removed else room_locator)
+        elif self.role == Role.HOSPITAL:
+            device = track.device_id or track.key
+            if removed:
+                self.room.remove_camera(pid, device)
+            elif self.me.camera_feed(device) is None:
+                self.room.add_camera(pid, device, track.label, enabled=track.enabled, locator=room_locator)
+            else:
+                self.room.update_camera(pid, device, label=track.label, enabled=track.enabled, locator=room_locator)
+        else:
+            self.room.set_camera(pid, None if removed else room_locator, enabled=track.enabled)
+
+    # ---- receiving --------------------------------------------------------------------------------------------
+
+    def wanted_pulls(self) -> dict[str, WireLocator]:
+        """Tile key -> locator of everything this participant may receive right now."""
+        me = self.me
+        if me is None:
+            return {}
+        return {
+            track.key: WireLocator.parse(str(track.locator))
+            for track in visible_tracks(me, self.room)
+            if track.locator is not None
+        }
+
+    def _changed(self, change: RoomChange) -> None:
+        if change.kind.value in {'left', 'expired'} and change.participant_id == self.participant_id:
+            background_tasks.create(self.leave(), name='leave after expiry')
+            return
+        self._dirty.set()
+        self.on_room_change()
+
+    async def _sync_loop(self) -> None:
+        while not self.left:
+            await self._dirty.wait()
+            self._dirty.clear()
+            if self.left or self._recovering:
+                continue
+            try:
+                await self.media.sync_pulls(self.wanted_pulls())
+            except (CallsError, NegotiationError) as error:
+                log.warning('room=%s participant=%s: receiving failed: %s', self.room.name, self.participant_id, error)
+                await asyncio.sleep(1.0)
+                self._dirty.set()
+            except Exception:  # the page went away mid-exchange (run_method timeout, deleted client)
+                if not self.left:
+                    log.exception('room=%s participant=%s: sync failed', self.room.name, self.participant_id)
+                    await asyncio.sleep(1.0)
+                    self._dirty.set()
+
+    # ---- liveness ---------------------------------------------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        try:
+            self.room.heartbeat(self.participant_id, time.time())
+        except RoomError:
+            background_tasks.create(self.leave(), name='leave after missed heartbeats')
+
+    def _connection(self, event: Any) -> None:
+        role, state = event.args.get('role'), event.args.get('state')
+        self.connection[role] = state
+        worst = (
+            'failed'
+            if 'failed' in self.connection.values()
+            else ('connected' if all(s == 'connected' for s in self.connection.values()) else 'connecting')
+        )
+        self.on_status(worst, f'{role}: {state}')
+        if state == 'failed' and not self._recovering and not self.left:
+            background_tasks.create(self._recover(), name='media recovery')
+
+    async def _recover(self) -> None:
+        self._recovering = True
+        self.on_status('reconnecting', 'Reconnecting media…')
+        try:
+            locators = await self.media.recover()
+            for key, locator in locators.items():
+                if key in self.local:
+                    self._announce(self.local[key], locator)
+        except Exception as error:  # any failure here means: tell the user, retry on the next change
+            log.warning('room=%s participant=%s: recovery failed: %s', self.room.name, self.participant_id, error)
+            self.on_status('failed', 'Media connection failed. Reload the page to try again.')
+        finally:
+            self._recovering = False
+            self._dirty.set()
+
+    def _local_ended(self, event: Any) -> None:
+        key = event.args.get('key')
+        if key in self.local:
+            background_tasks.create(self.unpublish(key), name='local track ended')
+
+    async def leave(self) -> None:
+        """Leave the room and free everything at the SFU; safe to call twice."""
+        if self.left:
+            return
+        self.left = True
+        self._dirty.set()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self.room.leave(self.participant_id)
+        self.registry.drop_if_empty(self.room.name)
+        await self.media.close()

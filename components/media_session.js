@@ -1,0 +1,33 @@
+// Hosts the page's MediaClient (one per page) and relays its events to Python. Invisible.
+import { MediaClient } from 'orange-media/media_client.js';
+
+export default {
+  template: '<span style="display: none"></span>',
+  props: {
+    iceServers: { type: Array, default: () => [] },
+    caps: { type: Object, default: () => ({}) },
+    heartbeatMs: { type: Number, default: 5000 },
+  },
+  mounted() {
+    this.client = new MediaClient({
+      iceServers: this.iceServers,
+      caps: this.caps,
+      emit: (name, payload) => this.$emit(name, payload),
+    });
+    globalThis.orangeMedia = this.client; // diagnostics and end-to-end tests read stats from here
+    this.heartbeat = setInterval(() => this.$emit('heartbeat', {}), this.heartbeatMs);
+    this.onUnload = () => this.client.close();
+    window.addEventListener('pagehide', this.onUnload);
+    this.$emit('ready', {});
+  },
+  unmounted() {
+    clearInterval(this.heartbeat);
+    window.removeEventListener('pagehide', this.onUnload);
+    this.client.close();
+  },
+  methods: {
+    call(method, ...args) {
+      return this.client[method](...args);
+    },
+  },
+};

@@ -1,0 +1,48 @@
+"""A participant tile (video or avatar, audio, label, connecting spinner)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nicegui import ui
+
+JS_MODULES = {'orange-media': 'js'}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TileView:
+    """What a tile shows: track keys refer to the page's trackStore (`local:<key>` or `remote:<tile key>`)."""
+
+    label: str
+    video_key: str | None = None
+    audio_key: str | None = None
+    muted: bool = False
+    mirrored: bool = False
+
+
+class VideoTile(ui.element, component='video_tile.js', esm=JS_MODULES):
+    """Shows the track published under `video_key` (e.g. `remote:<tile>` or `local:camera`) in the trackStore."""
+
+    def __init__(self, tile_key: str, view: TileView) -> None:
+        super().__init__()
+        self.tile_key = tile_key
+        self._props['tileKey'] = tile_key
+        self._props.update(self._as_props(view))
+        self.props('data-testid="tile"')
+
+    def show(self, view: TileView) -> None:
+        """Change what the tile shows; sends an update only when something changed."""
+        new = self._as_props(view)
+        if any(self._props.get(k) != v for k, v in new.items()):
+            self._props.update(new)
+            self.update()
+
+    @staticmethod
+    def _as_props(view: TileView) -> dict[str, object]:
+        return {
+            'label': view.label,
+            'videoKey': view.video_key,
+            'audioKey': view.audio_key,
+            'muted': view.muted,
+            'mirrored': view.mirrored,
+        }

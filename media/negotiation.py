@@ -1,0 +1,285 @@
+"""Python's side of push/pull for one page: it owns the page's Calls sessions and every exchange with Calls.
+
+The browser (a `MediaDriver`) only creates offers and answers when asked; it never names a session, a locator or
+a secret. Each page has two sessions — push (its own tracks) and pull (others' tracks) — and every mutation of a
+session runs under that session's FIFO lock, held across the whole exchange including `renegotiate`.
+Pulls are authorised by a callback (the room's visibility rules), so a page can only ever receive what its
+participant may see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from media.calls_api import (
+    CallsError,
+    CloseTrackObject,
+    CloseTracksRequest,
+    SessionDescription,
+    TrackLocator,
+    TrackObject,
+    TracksRequest,
+)
+from media.calls_client import CallsClient
+
+log = logging.getLogger(__name__)
+
+T = TypeVar('T')
+RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
+SENDING_TIMEOUT = 6.0
+
+
+class NegotiationError(Exception):
+    """A push, pull or close could not be completed; the message is fit for the user."""
+
+
+class NotAuthorisedError(NegotiationError):
+    """The page asked for something its participant may not do."""
+
+
+@dataclass(kw_only=True, slots=True)
+class PushOffer:
+    """The browser's offer after adding sendonly transceivers; `mids` maps our keys to its mids."""
+
+    sdp: str
+    mids: dict[str, str]
+
+
+class MediaDriver(Protocol):
+    """What Python needs from the page's browser media client (`components/media_session.py`)."""
+
+    async def create_push_offer(self, keys: list[str]) -> PushOffer: ...
+    async def apply_push_answer(self, sdp: str) -> None: ...
+    async def wait_sending(self, keys: list[str], timeout: float) -> set[str]: ...
+    async def create_push_close_offer(self, keys: list[str]) -> str: ...
+    async def answer_pull(self, offer_sdp: str, mids: dict[str, str]) -> str: ...
+    async def create_pull_close_offer(self, mids: list[str]) -> str: ...
+    async def apply_pull_answer(self, sdp: str) -> None: ...
+    async def drop_pulled(self, mids: list[str]) -> None: ...
+    async def reset(self) -> None: ...
+
+
+@dataclass(kw_only=True, slots=True)
+class _Session:
+    id: str | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass(kw_only=True)
+class PageMedia:
+    """Push, pull and close on behalf of one participant's page."""
+
+    client: CallsClient
+    driver: MediaDriver
+    room: str
+    participant_id: str
+    may_pull: Callable[[TrackLocator], bool]
+    pushed: dict[str, TrackLocator] = field(default_factory=dict)  # key -> locator
+    pulled: dict[str, tuple[TrackLocator, str]] = field(default_factory=dict)  # tile key -> (locator, mid)
+    closed: bool = False
+    _push: _Session = field(default_factory=_Session)
+    _pull: _Session = field(default_factory=_Session)
+    _push_mids: dict[str, str] = field(default_factory=dict)
+
+    # ---- push ------------------------------------------------------------------------------------------------
+
+    async def push(self, keys: list[str]) -> dict[str, TrackLocator]:
+        """Publish the browser's local tracks `keys`; returns their locators once they are really sending."""
+        keys = [key for key in keys if key not in self.pushed]
+        if not keys:
+            return {}
+        async with self._push.lock:
+            session_id = await self._ensure(self._push)
+            offer = await self.driver.create_push_offer(keys)
+            names = {key: f'{key}-{uuid.uuid4().hex[:12]}' for key in keys}
+            request = TracksRequest(
+                session_description=SessionDescription(type='offer', sdp=offer.sdp),
+                tracks=[TrackObject(location='local', mid=offer.mids[key], track_name=names[key]) for key in keys],
+            )
+            response = await self._retry(lambda: self.client.new_tracks(session_id, request))
+            failed = [t for t in response.tracks or [] if t.failed]
+            if failed or response.session_description is None:
+                reason = failed[0].error_description if failed else 'no answer'
+                raise NegotiationError(f'Publishing failed: {reason}')
+            await self.driver.apply_push_answer(response.session_description.sdp)
+            for key in keys:
+                self._push_mids[key] = offer.mids[key]
+        sending = await self.driver.wait_sending(keys, SENDING_TIMEOUT)
+        if missing := [key for key in keys if key not in sending]:
+            log.warning(
+                'room=%s participant=%s: %s not sending after %.0f s',
+                self.room,
+                self.participant_id,
+                ', '.join(missing),
+                SENDING_TIMEOUT,
+            )
+        locators = {key: TrackLocator(session_id=session_id, track_name=names[key]) for key in keys}
+        self.pushed.update(locators)
+        return locators
+
+    async def unpush(self, keys: list[str]) -> None:
+        """Stop publishing `keys` (negotiated close; forced when it would leave the session without m-lines)."""
+        keys = [key for key in keys if key in self.pushed]
+        if not keys:
+            return
+        async with self._push.lock:
+            session_id = self._push.id
+            mids = [self._push_mids[key] for key in keys]
+            for key in keys:
+                self.pushed.pop(key, None)
+                self._push_mids.pop(key, None)
+            if session_id is None:
+                return
+            if not self._push_mids:  # closing the last m-lines by negotiation breaks BUNDLE (calls-api §3.4)
+                await self._close(session_id, mids, None)
+                return
+            offer = await self.driver.create_push_close_offer(keys)
+            answer = await self._close(session_id, mids, offer)
+            if answer is not None:
+                await self.driver.apply_push_answer(answer)
+
+    # ---- pull ------------------------------------------------------------------------------------------------
+
+    async def pull(self, wanted: dict[str, TrackLocator]) -> dict[str, str]:
+        """Receive `wanted` (tile key -> locator); returns tile key -> mid for the tracks that could be pulled."""
+        for key, locator in wanted.items():
+            if not self.may_pull(locator):
+                log.warning(
+                    'refused pull: room=%s participant=%s tile=%s locator=%s',
+                    self.room,
+                    self.participant_id,
+                    key,
+                    locator,
+                )
+                raise NotAuthorisedError(f'You may not receive {key} in this room.')
+        wanted = {key: loc for key, loc in wanted.items() if key not in self.pulled}
+        if not wanted:
+            return {}
+        async with self._pull.lock:
+            session_id = await self._ensure(self._pull)
+            order = list(wanted)
+            request = TracksRequest(tracks=[wanted[key].remote_track() for key in order])
+            response = await self._retry(lambda: self.client.new_tracks(session_id, request))
+            mids: dict[str, str] = {}
+            for key, result in zip(order, response.tracks or [], strict=False):
+                if result.failed or not result.mid:
+                    log.info(
+                        'room=%s participant=%s: pull of %s failed: %s',
+                        self.room,
+                        self.participant_id,
+                        key,
+                        result.error_code,
+                    )
+                    continue
+                mids[key] = result.mid
+            if response.requires_immediate_renegotiation and response.session_description is not None:
+                answer = await self.driver.answer_pull(
+                    response.session_description.sdp, {mid: key for key, mid in mids.items()}
+                )
+                answer_sdp = SessionDescription(type='answer', sdp=answer)
+                await self._retry(lambda: self.client.renegotiate(session_id, answer_sdp))
+            for key, mid in mids.items():
+                self.pulled[key] = (wanted[key], mid)
+            return mids
+
+    async def unpull(self, keys: list[str]) -> None:
+        """Stop receiving the tiles `keys`."""
+        entries = {key: self.pulled.pop(key) for key in keys if key in self.pulled}
+        if not entries:
+            return
+        mids = [mid for _, mid in entries.values()]
+        async with self._pull.lock:
+            if self._pull.id is None:
+                return
+            if not self.pulled:
+                await self.driver.drop_pulled(mids)
+                await self._close(self._pull.id, mids, None)
+                return
+            offer = await self.driver.create_pull_close_offer(mids)
+            answer = await self._close(self._pull.id, mids, offer)
+            if answer is not None:
+                await self.driver.apply_pull_answer(answer)
+
+    async def sync_pulls(self, wanted: dict[str, TrackLocator]) -> dict[str, str]:
+        """Make the pulled set equal `wanted`: close what went away or changed, pull what is new."""
+        stale = [key for key, (locator, _) in self.pulled.items() if wanted.get(key) != locator]
+        if stale:
+            await self.unpull(stale)
+        return await self.pull({key: loc for key, loc in wanted.items() if key not in self.pulled})
+
+    # ---- recovery and teardown --------------------------------------------------------------------------------
+
+    async def recover(self) -> dict[str, TrackLocator]:
+        """After a failed connection: new sessions, re-push and re-pull. Returns the new locators of our tracks."""
+        keys, pulls = list(self.pushed), {key: loc for key, (loc, _) in self.pulled.items()}
+        async with self._push.lock, self._pull.lock:
+            old = [s for s in (self._push.id, self._pull.id) if s]
+            self._push.id = self._pull.id = None
+            self.pushed.clear()
+            self.pulled.clear()
+            self._push_mids.clear()
+            await self.driver.reset()
+        log.info('room=%s participant=%s: rebuilding media sessions (old: %s)', self.room, self.participant_id, old)
+        locators = await self.push(keys)
+        await self.pull({key: loc for key, loc in pulls.items() if self.may_pull(loc)})
+        return locators
+
+    async def close(self) -> None:
+        """Free everything at the SFU (the page is gone, so no SDP exchange: forced close)."""
+        if self.closed:
+            return
+        self.closed = True
+        for session, mids in (
+            (self._push, list(self._push_mids.values())),
+            (self._pull, [mid for _, mid in self.pulled.values()]),
+        ):
+            if session.id and mids:
+                try:
+                    await self._close(session.id, mids, None)
+                except (CallsError, NegotiationError) as error:
+                    log.info('room=%s participant=%s: close at SFU: %s', self.room, self.participant_id, error)
+        self.pushed.clear()
+        self.pulled.clear()
+        self._push_mids.clear()
+
+    # ---- helpers ----------------------------------------------------------------------------------------------
+
+    async def _ensure(self, session: _Session) -> str:
+        if self.closed:
+            raise NegotiationError('This page has left the room.')
+        if session.id is None:
+            response = await self._retry(lambda: self.client.new_session())
+            session.id = response.session_id
+        return session.id
+
+    async def _close(self, session_id: str, mids: list[str], offer: str | None) -> str | None:
+        request = CloseTracksRequest(
+            tracks=[CloseTrackObject(mid=mid) for mid in mids],
+            force=offer is None,
+            session_description=SessionDescription(type='offer', sdp=offer) if offer is not None else None,
+        )
+        response = await self._retry(lambda: self.client.close_tracks(session_id, request))
+        return response.session_description.sdp if response.session_description is not None else None
+
+    async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Retry transient Calls failures with backoff; anything else surfaces at once."""
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return await call()
+            except CallsError as error:
+                if delay is None or not getattr(error, 'retryable', False):
+                    raise
+                log.info(
+                    'room=%s participant=%s: transient Calls error, retrying in %.2f s: %s',
+                    self.room,
+                    self.participant_id,
+                    delay,
+                    type(error).__name__,
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError('unreachable')

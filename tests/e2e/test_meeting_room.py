@@ -1,0 +1,43 @@
+"""Two people in a meeting room see and hear each other; a closed page's tile disappears."""
+
+import time
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import save_screenshot
+from tests.e2e.harness import wait_video_playing
+from tests.e2e.media_probe import wait_media_flowing
+
+
+def join(page: Page, room: str, name: str) -> None:
+    page.goto('/')
+    page.get_by_test_id('display-name').fill(name)
+    page.get_by_test_id('room-name').fill(room)
+    page.get_by_test_id('join-room').click()
+    expect(page.get_by_test_id('room-title')).to_have_text(room)
+    page.goto(f'/{room}/room')
+
+
+def test_two_pages_see_and_hear_each_other(new_page, app_server) -> None:  # type: ignore[no-untyped-def]
+    alice: Page = new_page(audio=True)
+    bob: Page = new_page(audio=True)
+    join(alice, 'meet-two', 'Alice')
+    join(bob, 'meet-two', 'Bob')
+    started = time.monotonic()
+    # Each sees the other's live video (frames decoded) and hears the other's audio (energy growing) within 3 s.
+    for page, other in ((alice, 'Bob'), (bob, 'Alice')):
+        tile = page.locator('[data-testid=tile]', has_text=other)
+        expect(tile).to_have_attribute('data-playing', 'true', timeout=10_000)
+        wait_video_playing(page, f'[data-tile] >> nth=1 >> video')
+    wait_media_flowing(alice, video=1, audio=1)
+    wait_media_flowing(bob, video=1, audio=1)
+    print(f'both directions flowing {time.monotonic() - started:.2f} s after the second page opened')
+    expect(alice.get_by_test_id('connection-banner')).to_be_hidden()
+    save_screenshot(alice, 'meeting-room')
+
+    # Bob closes his tab: his tile leaves Alice's page within 15 s and the SFU reports his tracks closed.
+    bob.context.close()
+    expect(alice.locator('[data-testid=tile]', has_text='Bob')).to_have_count(0, timeout=15_000)
+    health = httpx.get(f'{app_server.url}/healthz').json()
+    assert health['status'] == 'ok'
