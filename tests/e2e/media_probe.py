@@ -21,10 +21,16 @@ def wait_media_flowing(page: Any, *, video: int = 0, audio: int = 0, timeout: fl
     while time.monotonic() < deadline:
         time.sleep(0.5)
         now = inbound(page)
-        decoding = [k for k, s in now.items()
-                    if s['kind'] == 'video' and s['framesDecoded'] > before.get(k, {}).get('framesDecoded', 0)]
-        hearing = [k for k, s in now.items()
-                   if s['kind'] == 'audio' and s['totalAudioEnergy'] > before.get(k, {}).get('totalAudioEnergy', 0)]
+        decoding = [
+            k
+            for k, s in now.items()
+            if s['kind'] == 'video' and s['framesDecoded'] > before.get(k, {}).get('framesDecoded', 0)
+        ]
+        hearing = [
+            k
+            for k, s in now.items()
+            if s['kind'] == 'audio' and s['totalAudioEnergy'] > before.get(k, {}).get('totalAudioEnergy', 0)
+        ]
         last = {'decoding': decoding, 'hearing': hearing, 'stats': now}
         if len(decoding) >= video and len(hearing) >= audio:
             return last

@@ -29,7 +29,7 @@ def test_two_pages_see_and_hear_each_other(new_page, app_server) -> None:  # typ
     for page, other in ((alice, 'Bob'), (bob, 'Alice')):
         tile = page.locator('[data-testid=tile]', has_text=other)
         expect(tile).to_have_attribute('data-playing', 'true', timeout=10_000)
-        wait_video_playing(page, f'[data-tile] >> nth=1 >> video')
+        wait_video_playing(page, f'[data-testid=tile]:has-text("{other}") video')
     wait_media_flowing(alice, video=1, audio=1)
     wait_media_flowing(bob, video=1, audio=1)
     print(f'both directions flowing {time.monotonic() - started:.2f} s after the second page opened')
