@@ -249,3 +249,10 @@ class Call:
         self.room.leave(self.participant_id)
         self.registry.drop_if_empty(self.room.name)
         await self.media.close()
+        log.info(
+            'room=%s participant=%s (%s) left; closed media sessions %s',
+            self.room.name,
+            self.participant_id,
+            self.name,
+            ','.join(self.media.session_ids) or '-',
+        )

@@ -86,6 +86,11 @@ class PageMedia:
     _pull: _Session = field(default_factory=_Session)
     _push_mids: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def session_ids(self) -> list[str]:
+        """The Calls sessions this page created (push, pull), for logs and diagnostics."""
+        return [s for s in (self._push.id, self._pull.id) if s]
+
     # ---- push ------------------------------------------------------------------------------------------------
 
     async def push(self, keys: list[str]) -> dict[str, TrackLocator]:

@@ -10,6 +10,8 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from tests.e2e.harness import ROOT, RunningApp, chromium_args, chromium_path, start_app
 
+SFU_APP_ID = 'e2eapp'
+SFU_APP_SECRET = 'e2e-sfu-secret'
 ARTIFACTS = ROOT / 'test-results'
 SCREENSHOTS = ROOT / 'docs' / 'screenshots'
 
@@ -24,7 +26,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 @pytest.fixture(scope='session')
 def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     """One app for the whole session (tests use their own room names)."""
-    running = start_app(tmp_path_factory.mktemp('app'))
+    running = start_app(tmp_path_factory.mktemp('app'), {'SFU_APP_ID': SFU_APP_ID, 'SFU_APP_SECRET': SFU_APP_SECRET})
     yield running
     running.stop()
 

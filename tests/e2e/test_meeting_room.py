@@ -1,11 +1,12 @@
 """Two people in a meeting room see and hear each other; a closed page's tile disappears."""
 
+import re
 import time
 
 import httpx
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import save_screenshot
+from tests.e2e.conftest import SFU_APP_ID, SFU_APP_SECRET, save_screenshot
 from tests.e2e.harness import wait_video_playing
 from tests.e2e.media_probe import wait_media_flowing
 
@@ -39,5 +40,16 @@ def test_two_pages_see_and_hear_each_other(new_page, app_server) -> None:  # typ
     # Bob closes his tab: his tile leaves Alice's page within 15 s and the SFU reports his tracks closed.
     bob.context.close()
     expect(alice.locator('[data-testid=tile]', has_text='Bob')).to_have_count(0, timeout=15_000)
-    health = httpx.get(f'{app_server.url}/healthz').json()
-    assert health['status'] == 'ok'
+    # The SFU itself (its Calls API) reports every track of Bob's sessions closed.
+    left = re.search(r'\(Bob\) left; closed media sessions (\S+)', app_server.log())
+    assert left, app_server.log()[-2000:]
+    sessions = left.group(1).split(',')
+    assert len(sessions) == 2
+    for session_id in sessions:
+        answer = httpx.get(
+            f'{app_server.url}/sfu/v1/apps/{SFU_APP_ID}/sessions/{session_id}',
+            headers={'Authorization': f'Bearer {SFU_APP_SECRET}'},
+        )
+        tracks = answer.json().get('tracks', []) if answer.status_code == 200 else []
+        assert answer.status_code in (200, 410), answer.text
+        assert all(track['status'] == 'inactive' for track in tracks), tracks
