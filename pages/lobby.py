@@ -45,6 +45,13 @@ def register(caps: MediaCaps) -> None:
                     name.on('blur', save_name)
                     name.on('keydown.enter', save_name)
 
+                    def enter(page: str) -> None:
+                        save_name()
+                        if not name_error.text:
+                            ui.navigate.to(f'/{room_name}/{page}')
+
+                    testid(ui.button('Join meeting', icon='groups', on_click=lambda: enter('room')), 'join-meeting')
+
 
 def copy_link(room_name: str) -> None:
     ui.run_javascript(f'navigator.clipboard.writeText(location.origin + "/{room_name}")')

@@ -17,7 +17,8 @@ def join(page: Page, room: str, name: str) -> None:
     page.get_by_test_id('room-name').fill(room)
     page.get_by_test_id('join-room').click()
     expect(page.get_by_test_id('room-title')).to_have_text(room)
-    page.goto(f'/{room}/room')
+    page.get_by_test_id('join-meeting').click()
+    page.wait_for_url(f'**/{room}/room')
 
 
 def test_two_pages_see_and_hear_each_other(new_page, app_server) -> None:  # type: ignore[no-untyped-def]
