@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from components.media_caps import MediaCaps
 from media.backend import MediaBackend, MediaBackendConfig, create_backend
-from pages import health, home, lobby, room
+from pages import health, home, hospital, lobby, room, technician
 from rooms import RoomRegistry
 from settings import Settings, SettingsError, load_settings
 
@@ -38,6 +38,8 @@ def build(settings: Settings) -> MediaBackend:
     health.register(backend.kind)
     home.register()
     room.register(registry, backend, caps)
+    hospital.register(registry, backend, caps)
+    technician.register(registry, backend, caps)
     lobby.register(caps)
     app.on_startup(lambda: announce(settings))
     app.on_startup(lambda: background_tasks.create(expire_loop(registry), name='heartbeat expiry'))

@@ -140,6 +140,20 @@ class Call:
         self._announce(track, self.media.pushed.get(key))
         return None
 
+    def rename(self, key: str, label: str) -> str | None:
+        """Change the label others see on a local track's tile (hospital cameras); returns an error message or None."""
+        track = self.local.get(key)
+        if track is None:
+            return 'Nothing to rename.'
+        old = track.label
+        track.label = label.strip()
+        try:
+            self._announce(track, self.media.pushed.get(key))
+        except RoomError as error:
+            track.label = old
+            return str(error)
+        return None
+
     def _announce(self, track: LocalTrack, locator: WireLocator | None, *, removed: bool = False) -> None:
         room_locator = TrackLocator.parse(str(locator)) if locator is not None else None
         pid = self.participant_id

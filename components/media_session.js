@@ -1,5 +1,6 @@
 // Hosts the page's MediaClient (one per page) and relays its events to Python. Invisible.
 import { MediaClient } from 'orange-media/media_client.js';
+import { watchDevices } from 'orange-media/media_devices.js';
 
 export default {
   template: '<span style="display: none"></span>',
@@ -18,10 +19,12 @@ export default {
     this.heartbeat = setInterval(() => this.$emit('heartbeat', {}), this.heartbeatMs);
     this.onUnload = () => this.client.close();
     window.addEventListener('pagehide', this.onUnload);
+    this.stopWatching = watchDevices(() => this.$emit('devicechange', {}));
     this.$emit('ready', {});
   },
   unmounted() {
     clearInterval(this.heartbeat);
+    this.stopWatching();
     window.removeEventListener('pagehide', this.onUnload);
     this.client.close();
   },

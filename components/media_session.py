@@ -36,6 +36,16 @@ class MediaSession(ui.element, component='media_session.js', esm=JS_MODULES):
     async def close_local(self, key: str) -> None:
         await self._call('closeLocal', key)
 
+    async def list_devices(self) -> list[dict[str, str]]:
+        """The machine's cameras as `{deviceId, label}` (labels are placeholders until permission was granted)."""
+        result = await self._call('listDevices')
+        cameras = (result or {}).get('cameras', [])
+        return [{'deviceId': str(c.get('deviceId', '')), 'label': str(c.get('label', ''))} for c in cameras]
+
+    async def close(self) -> None:
+        """Release every captured device and drop the peer connections (the page is leaving)."""
+        await self._call('close')
+
     async def set_local_enabled(self, key: str, enabled: bool) -> dict[str, Any]:
         return dict(await self._call('setLocalEnabled', key, enabled, timeout=CAPTURE_TIMEOUT) or {'ok': False})
 
@@ -66,6 +76,9 @@ class MediaSession(ui.element, component='media_session.js', esm=JS_MODULES):
 
     async def drop_pulled(self, mids: list[str]) -> None:
         await self._call('dropPulled', mids)
+
+    async def drop_pushed(self, keys: list[str]) -> None:
+        await self._call('dropPushed', keys)
 
     async def reset(self) -> None:
         await self._call('reset')

@@ -50,7 +50,16 @@ def register(caps: MediaCaps) -> None:
                         if not name_error.text:
                             ui.navigate.to(f'/{room_name}/{page}')
 
-                    testid(ui.button('Join meeting', icon='groups', on_click=lambda: enter('room')), 'join-meeting')
+                    hospital = ui.button(
+                        'Join as hospital station', icon='local_hospital', on_click=lambda: enter('hospital')
+                    )
+                    testid(hospital.classes('w-full'), 'join-hospital')
+                    technician = ui.button(
+                        'Join as technician', icon='monitor_heart', on_click=lambda: enter('technician')
+                    )
+                    testid(technician.classes('w-full'), 'join-technician')
+                    meeting = ui.button('Join meeting', icon='groups', on_click=lambda: enter('room'))
+                    testid(meeting.props('outline').classes('w-full'), 'join-meeting')
 
 
 def copy_link(room_name: str) -> None:

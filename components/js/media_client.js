@@ -5,7 +5,9 @@
 //
 // Two peer connections: `push` (our sendonly tracks) and `pull` (tracks from others), each mapped to its own Calls
 // session, so a pending pull never blocks a push and payload types never get renumbered across the two.
-import { cameraEncodings, describeMediaError, openCamera, openMicrophone, openScreen } from './media_devices.js';
+import {
+  cameraEncodings, describeMediaError, listDevices, openCamera, openMicrophone, openScreen,
+} from './media_devices.js';
 
 const GATHER_TIMEOUT_MS = 3000;
 
@@ -136,6 +138,11 @@ export class MediaClient {
     return [...this.local.keys()];
   }
 
+  /** The machine's cameras and microphones ({cameras, microphones}: deviceId, label, groupId). */
+  listDevices() {
+    return listDevices();
+  }
+
   // ---- push -------------------------------------------------------------------------------------------------
 
   /** Add sendonly transceivers for the given local keys; returns {sdp, mids: {key: mid}} after ICE gathering. */
@@ -197,6 +204,18 @@ export class MediaClient {
     }
     await pc.setLocalDescription(await pc.createOffer());
     return { sdp: pc.localDescription.sdp, mids };
+  }
+
+  /** Forget the transceivers of `keys` without negotiation (their tracks were force-closed at the SFU). */
+  dropPushed(keys) {
+    for (const key of keys) {
+      const entry = this.local.get(key);
+      if (entry && entry.transceiver) {
+        entry.transceiver.stop();
+        entry.transceiver = null;
+      }
+    }
+    return true;
   }
 
   // ---- pull -------------------------------------------------------------------------------------------------

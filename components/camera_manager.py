@@ -1,0 +1,209 @@
+"""The hospital station's cameras: every camera on the machine (add/remove) and, per active camera, a local preview,
+an editable label, a switch that stops sending, and a remove button. Each camera is its own pushed track."""
+
+from __future__ import annotations
+
+import logging
+
+from nicegui import background_tasks, ui
+
+from components.call import Call, LocalTrack
+from components.media_session import MediaSession
+from components.testid import testid
+from components.video_tile import TileView, VideoTile
+
+log = logging.getLogger(__name__)
+
+
+class CameraCard:
+    """One active camera: preview, label shown to technicians, sending switch, remove."""
+
+    def __init__(self, manager: CameraManager, key: str) -> None:
+        self.key = key
+        track = manager.call.local[key]
+        with testid(ui.column(), 'camera-card').classes('gap-1 w-full') as self.element:
+            self.tile = VideoTile(f'preview-{key}', self._view(track))
+            with ui.row().classes('w-full items-center gap-2 no-wrap'):
+                self.label = testid(
+                    ui.input('Label shown to technicians', value=track.label).props('dense outlined'),
+                    'camera-label',
+                ).classes('grow')
+                self.label.on('blur', lambda: manager.rename(key, self.label.value or ''))
+                self.label.on('keydown.enter', lambda: manager.rename(key, self.label.value or ''))
+                self.switch = testid(ui.switch('Sending', value=track.enabled), 'camera-enabled')
+                self.switch.on_value_change(lambda e: manager.set_enabled(key, bool(e.value)))
+                remove = ui.button(icon='delete', on_click=lambda: manager.remove(key))
+                testid(remove.props('flat round dense color=grey-8'), 'camera-remove').tooltip('Remove this camera')
+
+    @staticmethod
+    def _view(track: LocalTrack) -> TileView:
+        if track.enabled:
+            return TileView(label=track.label, video_key=f'local:{track.key}')
+        return TileView(label=f'{track.label} · off, not sent')
+
+    def show(self, track: LocalTrack, switching: bool) -> None:
+        self.tile.show(self._view(track))
+        if not switching and self.switch.value != track.enabled:
+            self.switch.set_value(track.enabled)
+
+
+class DeviceRow:
+    """One camera of the machine: its label and an Add/Remove button."""
+
+    def __init__(self, manager: CameraManager, device_id: str) -> None:
+        with testid(ui.row(), 'camera-device').classes('w-full items-center gap-2 no-wrap') as self.element:
+            self.icon = ui.icon('radio_button_unchecked', color='grey-6')
+            self.label = ui.label().classes('grow')
+            self.button = ui.button(on_click=lambda: manager.toggle_device(device_id)).props('dense no-caps')
+            testid(self.button, 'camera-toggle')
+        self._shown: tuple[str, bool, bool] | None = None
+
+    def show(self, label: str, on: bool, busy: bool) -> None:
+        if self._shown == (label, on, busy):
+            return
+        self._shown = (label, on, busy)
+        self.label.text = label
+        self.icon.name = 'check_circle' if on else 'radio_button_unchecked'
+        self.icon.props(f'color={"positive" if on else "grey-6"}')
+        self.button.text = 'Remove' if on else 'Add'
+        self.button.props(f'icon={"remove" if on else "add"}')
+        self.button.props('outline color=grey-8' if on else 'color=primary', remove='outline color' if not on else None)
+        self.button.props('loading' if busy else None, remove=None if busy else 'loading')
+
+
+class CameraManager:
+    """Device list plus the active cameras' cards; `refresh()` reconciles the UI with the `Call`'s local tracks."""
+
+    def __init__(self, call: Call, session: MediaSession) -> None:
+        self.call = call
+        self.session = session
+        self.devices: list[dict[str, str]] = []
+        self.busy: set[str] = set()  # device ids being added or removed
+        self.switching: set[str] = set()  # keys being enabled or disabled
+        self.cards: dict[str, CameraCard] = {}
+        self._next = 1
+        self._listed: tuple[object, ...] = ()
+        with ui.card().classes('w-full gap-2'):
+            with ui.row().classes('w-full items-center'):
+                ui.icon('videocam', color='orange-8').classes('text-xl')
+                ui.label('Cameras on this machine').classes('text-base font-semibold')
+                ui.space()
+                ui.label('Add each camera technicians should see.').classes('text-sm text-gray-600')
+            self.device_list = testid(ui.column().classes('w-full gap-1'), 'camera-devices')
+            with self.device_list:
+                self.none_found = ui.label('No camera found. Plug one in; this list refreshes by itself.')
+                self.none_found.classes('text-gray-600').set_visibility(False)
+        self.rows: dict[str, DeviceRow] = {}
+        self.grid = testid(ui.element('div'), 'camera-previews').classes('grid gap-4 w-full grid-cols-1 md:grid-cols-2')
+        session.on('devicechange', lambda _: background_tasks.create(self.load_devices(), name='device list'))
+
+    # ---- state -> UI ------------------------------------------------------------------------------------------
+
+    def cameras(self) -> dict[str, LocalTrack]:
+        """Active cameras by device id."""
+        return {t.device_id or t.key: t for t in self.call.local.values() if t.source == 'camera'}
+
+    async def load_devices(self) -> None:
+        try:
+            self.devices = await self.session.list_devices()
+        except TimeoutError:
+            return
+        self.refresh()
+
+    def refresh(self) -> None:
+        active = self.cameras()
+        listed = (tuple((d['deviceId'], d['label']) for d in self.devices), tuple(active), tuple(self.busy))
+        if listed != self._listed:
+            self._listed = listed
+            self._render_devices(active)
+        keys = {t.key for t in active.values()}
+        for key in [k for k in self.cards if k not in keys]:
+            self.grid.remove(self.cards.pop(key).element)
+        for track in active.values():
+            if track.key in self.cards:
+                self.cards[track.key].show(track, track.key in self.switching)
+            else:
+                with self.grid:
+                    self.cards[track.key] = CameraCard(self, track.key)
+
+    def _render_devices(self, active: dict[str, LocalTrack]) -> None:
+        """Rows are kept per device (a click must never land on a row that is being rebuilt)."""
+        present = {d['deviceId'] for d in self.devices}
+        for device_id in [d for d in self.rows if d not in present]:
+            self.device_list.remove(self.rows.pop(device_id).element)
+        self.none_found.set_visibility(not self.devices)
+        for device in self.devices:
+            device_id = device['deviceId']
+            if device_id not in self.rows:
+                with self.device_list:
+                    self.rows[device_id] = DeviceRow(self, device_id)
+            track = active.get(device_id)
+            self.rows[device_id].show(
+                track.label if track else device['label'], track is not None, device_id in self.busy
+            )
+
+    # ---- actions ----------------------------------------------------------------------------------------------
+
+    async def add(self, device: dict[str, str]) -> None:
+        device_id = device['deviceId']
+        if device_id in self.busy or device_id in self.cameras():
+            return
+        key = f'cam-{self._next}'
+        self._next += 1
+        self.busy.add(device_id)
+        self.refresh()
+        try:
+            problem = await self.call.publish(LocalTrack(key=key, source='camera', device_id=device_id))
+        finally:
+            self.busy.discard(device_id)
+        if problem:
+            ui.notify(f'Could not add {device["label"]}: {problem}', type='negative')
+        await self.load_devices()  # labels become visible once a camera was opened
+
+    async def toggle_device(self, device_id: str) -> None:
+        track = self.cameras().get(device_id)
+        if track is not None:
+            await self.remove(track.key)
+            return
+        device = next((d for d in self.devices if d['deviceId'] == device_id), None)
+        if device is not None:
+            await self.add(device)
+
+    async def remove(self, key: str) -> None:
+        track = self.call.local.get(key)
+        if track is None or track.device_id in self.busy:
+            return
+        self.busy.add(track.device_id or key)
+        self.refresh()
+        try:
+            await self.call.unpublish(key)
+        finally:
+            self.busy.discard(track.device_id or key)
+        self.refresh()
+
+    async def set_enabled(self, key: str, enabled: bool) -> None:
+        track = self.call.local.get(key)
+        if track is None or track.enabled == enabled or key in self.switching:
+            return
+        self.switching.add(key)
+        try:
+            problem = await self.call.set_enabled(key, enabled)
+        finally:
+            self.switching.discard(key)
+        if problem:
+            ui.notify(problem, type='warning')
+        self.refresh()
+
+    def rename(self, key: str, label: str) -> None:
+        track = self.call.local.get(key)
+        if track is None or track.label == label.strip():
+            return
+        problem = self.call.rename(key, label)
+        if problem:
+            ui.notify(problem, type='warning')
+        feed = self.call.me.camera_feed(track.device_id or key) if self.call.me else None
+        if feed is not None and track.label != feed.label:  # a blank label falls back to the room's default
+            track.label = feed.label
+            self.cards[key].label.set_value(feed.label)
+        self._listed = ()
+        self.refresh()

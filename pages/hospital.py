@@ -1,0 +1,130 @@
+"""Hospital station `/{room}/hospital`: publishes the cameras the user adds (each its own track) and a microphone,
+shows the technicians (video and audio) and, always visible, how many technicians are watching."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nicegui import background_tasks, ui
+
+from components.call import Call, LocalTrack
+from components.camera_manager import CameraManager
+from components.connection_banner import ConnectionBanner
+from components.media_caps import MediaCaps
+from components.media_session import MediaSession
+from components.testid import testid
+from components.video_tile import TileView, VideoTile
+from media.backend import MediaBackend
+from pages.frame import display_name, frame
+from pages.roles import grant_role
+from rooms import RoomRegistry, normalise_room_name, visible_participants, visible_tracks
+
+
+def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> None:
+    """Add the page to the app."""
+
+    @ui.page('/{room}/hospital')
+    async def hospital(room: str) -> None:
+        try:
+            room_name = normalise_room_name(room)
+        except ValueError:
+            ui.navigate.to('/')
+            return
+        name = display_name()
+        if not name:  # a direct link: ask for a name in the lobby first
+            ui.navigate.to(f'/{room_name}?next=hospital')
+            return
+        role = grant_role('hospital')
+        ice_servers = await backend.browser_ice_servers()
+        with frame(f'{room_name} · hospital station'):
+            banner = ConnectionBanner()
+            session = MediaSession(caps=caps, ice_servers=ice_servers)
+            ready = asyncio.Event()
+            session.on('ready', lambda _: ready.set())
+            call = Call.create(
+                registry=registry, room_name=room_name, role=role, name=name, session=session, client=backend.client
+            )
+            call.on_status = banner.show
+            with ui.row().classes('w-full items-center gap-3'):
+                ui.icon('local_hospital', color='orange-8').classes('text-2xl')
+                ui.label(f'Hospital station · {room_name}').classes('text-xl font-semibold')
+                ui.space()
+                with testid(ui.element('div'), 'watching').classes(
+                    'flex items-center gap-2 px-3 py-1 rounded-full bg-orange-50 text-orange-900 font-medium'
+                ):
+                    ui.icon('visibility')
+                    watching = testid(ui.label(), 'watching-count')
+            cameras = CameraManager(call, session)
+            ui.label('Technicians').classes('text-base font-semibold mt-2')
+            waiting = testid(
+                ui.label('Waiting for a technician to join…').classes('text-gray-600'), 'technicians-empty'
+            )
+            grid = testid(ui.element('div'), 'technician-grid').classes('grid gap-3 w-full grid-cols-2 md:grid-cols-3')
+            with ui.row().classes('w-full justify-center gap-3'):
+                mic = testid(ui.button(icon='mic').props('round'), 'toggle-mic').tooltip('Microphone on/off')
+                leave = testid(ui.button('Leave', icon='call_end').props('color=negative'), 'leave')
+        tiles: dict[str, VideoTile] = {}
+
+        def render() -> None:
+            me = call.me
+            if me is None:
+                return
+            count = call.room.technician_count()
+            watching.text = f'{count} technician{"" if count == 1 else "s"} watching'
+            tracks = {t.key: t for t in visible_tracks(me, call.room)}
+            wanted: dict[str, TileView] = {}
+            for other in visible_participants(me, call.room):
+                video, audio = tracks.get(f'{other.id}:camera'), tracks.get(f'{other.id}:mic')
+                wanted[other.id] = TileView(
+                    label=other.name,
+                    video_key=f'remote:{video.key}' if video and video.enabled else None,
+                    audio_key=f'remote:{audio.key}' if audio else None,
+                    muted=not (audio and audio.enabled),
+                )
+            waiting.set_visibility(not wanted)
+            for key in [k for k in tiles if k not in wanted]:
+                grid.remove(tiles.pop(key))
+            for key, view in wanted.items():
+                if key in tiles:
+                    tiles[key].show(view)
+                else:
+                    with grid:
+                        tiles[key] = VideoTile(key, view)
+            cameras.refresh()
+
+        call.on_room_change = render
+
+        async def toggle_mic() -> None:
+            track = call.local.get('mic')
+            if track is None:
+                return
+            problem = await call.set_enabled('mic', not track.enabled)
+            if problem:
+                ui.notify(problem, type='warning')
+            on = call.local['mic'].enabled
+            mic.props(f'icon={"mic" if on else "mic_off"}')
+            if on:
+                mic.props(remove='color')
+            else:
+                mic.props('color=grey-7')
+
+        async def leave_room() -> None:
+            await call.leave()
+            await session.close()  # cameras and microphone released before the page goes
+            ui.navigate.to(f'/{room_name}')
+
+        mic.on_click(toggle_mic)
+        leave.on_click(leave_room)
+        ui.context.client.on_delete(call.leave)
+
+        async def start() -> None:
+            await ready.wait()
+            render()
+            # Only the microphone is published on arrival: cameras are sent when the user adds them.
+            problem = await call.publish(LocalTrack(key='mic', source='mic'))
+            if problem:
+                ui.notify(problem, type='negative', timeout=0, close_button=True)
+            await cameras.load_devices()
+            render()
+
+        background_tasks.create(start(), name=f'hospital {room_name}')

@@ -1,0 +1,165 @@
+"""Technician station `/{room}/technician`: one labelled tile per enabled hospital camera (and the screen while
+shared), the hospital's audio, own microphone and camera, maximise and full screen per tile."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nicegui import background_tasks, ui
+
+from components.call import Call, LocalTrack
+from components.connection_banner import ConnectionBanner
+from components.media_caps import MediaCaps
+from components.media_session import MediaSession
+from components.testid import testid
+from components.video_tile import TileView, VideoTile
+from media.backend import MediaBackend
+from pages.frame import display_name, frame
+from pages.roles import grant_role
+from rooms import Kind, RoomRegistry, Source, normalise_room_name, visible_tracks
+
+FULLSCREEN_JS = (
+    "(e) => { const t = e.target.closest('.video-tile'); if (t && t.requestFullscreen) t.requestFullscreen(); }"
+)
+MAXIMISED = 'col-span-full order-first'
+
+
+def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> None:
+    """Add the page to the app."""
+
+    @ui.page('/{room}/technician')
+    async def technician(room: str) -> None:
+        try:
+            room_name = normalise_room_name(room)
+        except ValueError:
+            ui.navigate.to('/')
+            return
+        name = display_name()
+        if not name:  # a direct link: ask for a name in the lobby first
+            ui.navigate.to(f'/{room_name}?next=technician')
+            return
+        role = grant_role('technician')
+        ice_servers = await backend.browser_ice_servers()
+        with frame(f'{room_name} · technician station'):
+            banner = ConnectionBanner()
+            session = MediaSession(caps=caps, ice_servers=ice_servers)
+            ready = asyncio.Event()
+            session.on('ready', lambda _: ready.set())
+            with ui.row().classes('w-full items-center gap-3'):
+                ui.icon('monitor_heart', color='orange-8').classes('text-2xl')
+                ui.label(f'Technician station · {room_name}').classes('text-xl font-semibold')
+                ui.space()
+                stations = testid(ui.label().classes('text-sm text-gray-600'), 'stations')
+            empty = testid(
+                ui.label('Waiting for a hospital station to join…').classes('text-lg text-gray-600 py-16 self-center'),
+                'technician-empty',
+            )
+            grid = testid(ui.element('div'), 'feed-grid').classes('grid gap-3 w-full grid-cols-1 md:grid-cols-2')
+            audio_box = ui.element('div').classes('hidden')
+            with ui.row().classes('w-full justify-center gap-3'):
+                mic = testid(ui.button(icon='mic').props('round'), 'toggle-mic').tooltip('Microphone on/off')
+                cam = testid(ui.button(icon='videocam').props('round'), 'toggle-camera').tooltip('Camera on/off')
+                leave = testid(ui.button('Leave', icon='call_end').props('color=negative'), 'leave')
+        call = Call.create(
+            registry=registry, room_name=room_name, role=role, name=name, session=session, client=backend.client
+        )
+        call.on_status = banner.show
+        tiles: dict[str, VideoTile] = {}
+        audios: dict[str, VideoTile] = {}
+        state: dict[str, str | None] = {'maximised': None}
+
+        def tile_with_controls(key: str, view: TileView) -> VideoTile:
+            with grid:
+                tile = VideoTile(key, view)
+            with tile:
+                with ui.row().classes('absolute top-2 right-2 gap-1'):
+                    maximise = ui.button(icon='open_in_full', on_click=lambda: toggle_maximised(key))
+                    testid(maximise.props('round dense flat color=white'), 'tile-maximise').tooltip(
+                        'Maximise / restore'
+                    )
+                    full = ui.button(icon='fullscreen').props('round dense flat color=white')
+                    testid(full, 'tile-fullscreen').tooltip('Full screen').on('click', js_handler=FULLSCREEN_JS)
+            return tile
+
+        def toggle_maximised(key: str) -> None:
+            state['maximised'] = None if state['maximised'] == key else key
+            render()
+
+        def render() -> None:
+            me = call.me
+            if me is None:
+                return
+            hospitals = call.room.stations()
+            stations.text = ', '.join(h.name for h in hospitals) if hospitals else ''
+            tracks = visible_tracks(me, call.room)
+            wanted = {
+                t.key: TileView(label=t.label, video_key=f'remote:{t.key}')
+                for t in tracks
+                if t.kind is Kind.VIDEO and t.source in (Source.CAMERA, Source.SCREEN)
+            }
+            sounds = {
+                t.key: TileView(label=t.label, audio_key=f'remote:{t.key}', muted=not t.enabled)
+                for t in tracks
+                if t.source is Source.MIC
+            }
+            if not hospitals:
+                empty.text = 'Waiting for a hospital station to join…'
+            elif not wanted:
+                empty.text = f'{hospitals[0].name} has no camera switched on yet.'
+            empty.set_visibility(not wanted)
+            if state['maximised'] not in wanted:
+                state['maximised'] = None
+            for store, box in ((tiles, grid), (audios, audio_box)):
+                for key in [k for k in store if k not in (wanted if store is tiles else sounds)]:
+                    box.remove(store.pop(key))
+            for key, view in wanted.items():
+                if key not in tiles:
+                    tiles[key] = tile_with_controls(key, view)
+                tiles[key].show(view)
+                if state['maximised'] == key:
+                    tiles[key].classes(add=MAXIMISED)
+                else:
+                    tiles[key].classes(remove=MAXIMISED)
+            for key, view in sounds.items():
+                if key in audios:
+                    audios[key].show(view)
+                else:
+                    with audio_box:
+                        audios[key] = testid(VideoTile(key, view), 'hospital-audio')
+
+        call.on_room_change = render
+
+        async def toggle(key: str, button: ui.button, on_icon: str, off_icon: str) -> None:
+            track = call.local.get(key)
+            if track is None:
+                return
+            problem = await call.set_enabled(key, not track.enabled)
+            if problem:
+                ui.notify(problem, type='warning')
+            on = call.local[key].enabled
+            button.props(f'icon={on_icon if on else off_icon}')
+            if on:
+                button.props(remove='color')
+            else:
+                button.props('color=grey-7')
+
+        async def leave_room() -> None:
+            await call.leave()
+            await session.close()
+            ui.navigate.to(f'/{room_name}')
+
+        mic.on_click(lambda: toggle('mic', mic, 'mic', 'mic_off'))
+        cam.on_click(lambda: toggle('camera', cam, 'videocam', 'videocam_off'))
+        leave.on_click(leave_room)
+        ui.context.client.on_delete(call.leave)
+
+        async def start() -> None:
+            await ready.wait()
+            render()
+            for track in (LocalTrack(key='mic', source='mic'), LocalTrack(key='camera', source='camera')):
+                problem = await call.publish(track)
+                if problem:
+                    ui.notify(problem, type='negative', timeout=0, close_button=True)
+            render()
+
+        background_tasks.create(start(), name=f'technician {room_name}')

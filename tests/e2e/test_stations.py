@@ -1,0 +1,89 @@
+"""Hospital station with three cameras and technician stations: live labelled tiles, disable/enable, rename,
+audio both ways, and the hospital leaving."""
+
+import time
+
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import save_screenshot
+from tests.e2e.harness import wait_video_playing
+from tests.e2e.media_probe import wait_media_flowing
+
+TILE = '[data-testid=tile]'
+
+
+def join(page: Page, room: str, name: str, station: str) -> None:
+    """Enter the room the way a person does: home → lobby → the station's button."""
+    page.goto('/')
+    page.get_by_test_id('display-name').fill(name)
+    page.get_by_test_id('room-name').fill(room)
+    page.get_by_test_id('join-room').click()
+    expect(page.get_by_test_id('room-title')).to_have_text(room)
+    page.get_by_test_id(f'join-{station}').click()
+    page.wait_for_url(f'**/{room}/{station}')
+
+
+# Chromium's fake camera #1 ("fake_device_1") delivers Y16 (a depth format) that its WebRTC encoder never encodes
+# (framesEncoded stays 0), so the test machine has four fake cameras and the hospital adds the three colour ones.
+FAKE_CAMERAS = 4
+COLOUR_CAMERAS = (0, 2, 3)
+
+
+def add_cameras(hospital: Page, indexes: tuple[int, ...]) -> list[str]:
+    """Click "Add" on the listed cameras; returns the labels shown to technicians."""
+    devices = hospital.get_by_test_id('camera-device')
+    expect(devices).to_have_count(FAKE_CAMERAS)
+    for added, index in enumerate(indexes, start=1):
+        button = devices.nth(index).get_by_test_id('camera-toggle')
+        expect(button).to_have_text('addAdd')
+        button.click()
+        expect(hospital.get_by_test_id('camera-card')).to_have_count(added, timeout=10_000)
+    labels = hospital.get_by_test_id('camera-label')
+    expect(labels).to_have_count(len(indexes))
+    return [labels.nth(i).input_value() for i in range(len(indexes))]
+
+
+def camera_tile(page: Page, label: str):  # type: ignore[no-untyped-def]
+    return page.locator(TILE, has=page.get_by_test_id('tile-label').filter(has_text=label))
+
+
+def test_hospital_cameras_reach_technicians(new_page) -> None:  # type: ignore[no-untyped-def]
+    room = 'stations-three'
+    hospital: Page = new_page(device_count=FAKE_CAMERAS, audio=True)
+    tech: Page = new_page(audio=True)
+    join(hospital, room, 'MRI Suite', 'hospital')
+    join(tech, room, 'Tech Tom', 'technician')
+    expect(hospital.get_by_test_id('watching-count')).to_have_text('1 technician watching')
+
+    started = time.monotonic()
+    labels = add_cameras(hospital, COLOUR_CAMERAS)
+    assert len(set(labels)) == 3, labels
+    for label in labels:
+        tile = camera_tile(tech, f'MRI Suite — {label}')
+        expect(tile).to_have_attribute('data-playing', 'true', timeout=10_000)
+    print(f'three camera tiles playing on the technician {time.monotonic() - started:.2f} s after the first add')
+    for index in range(3):
+        wait_video_playing(tech, f'{TILE}:has-text("{labels[index]}") video')
+    expect(tech.locator(TILE)).to_have_count(3)
+    expect(tech.get_by_test_id('technician-empty')).to_be_hidden()
+
+    # A second technician sees the same three live tiles; the hospital counts two watchers.
+    tech2: Page = new_page()
+    join(tech2, room, 'Tech Una', 'technician')
+    for label in labels:
+        expect(camera_tile(tech2, f'MRI Suite — {label}')).to_have_attribute('data-playing', 'true', timeout=10_000)
+    expect(hospital.get_by_test_id('watching-count')).to_have_text('2 technicians watching')
+    expect(hospital.locator(TILE, has_text='Tech Una')).to_have_count(1)
+
+    # Audio both ways: the technician hears the hospital, the hospital hears (and sees) the technicians.
+    wait_media_flowing(tech, video=3, audio=1)
+    wait_media_flowing(hospital, video=2, audio=2)
+
+    save_screenshot(hospital, 'hospital')
+    save_screenshot(tech, 'technician')
+
+    # The hospital closes its page: its tiles leave the technicians within 15 s, the empty state returns.
+    hospital.context.close()
+    for page in (tech, tech2):
+        expect(page.locator(TILE)).to_have_count(0, timeout=15_000)
+    expect(tech.get_by_test_id('technician-empty')).to_have_text('Waiting for a hospital station to join…')
