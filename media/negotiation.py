@@ -61,6 +61,7 @@ class MediaDriver(Protocol):
     async def create_pull_close_offer(self, mids: list[str]) -> str: ...
     async def apply_pull_answer(self, sdp: str) -> None: ...
     async def drop_pulled(self, mids: list[str]) -> None: ...
+    async def drop_pushed(self, keys: list[str]) -> None: ...
     async def reset(self) -> None: ...
 
 
@@ -141,6 +142,7 @@ class PageMedia:
             if session_id is None:
                 return
             if not self._push_mids:  # closing the last m-lines by negotiation breaks BUNDLE (calls-api §3.4)
+                await self.driver.drop_pushed(keys)  # the page must not reuse the force-closed mids
                 await self._close(session_id, mids, None)
                 return
             offer = await self.driver.create_push_close_offer(keys)
@@ -224,12 +226,25 @@ class PageMedia:
         keys, pulls = list(self.pushed), {key: loc for key, (loc, _) in self.pulled.items()}
         async with self._push.lock, self._pull.lock:
             old = [s for s in (self._push.id, self._pull.id) if s]
+            stale = [
+                (session_id, mids)
+                for session_id, mids in (
+                    (self._push.id, list(self._push_mids.values())),
+                    (self._pull.id, [mid for _, mid in self.pulled.values()]),
+                )
+                if session_id and mids
+            ]
             self._push.id = self._pull.id = None
             self.pushed.clear()
             self.pulled.clear()
             self._push_mids.clear()
             await self.driver.reset()
         log.info('room=%s participant=%s: rebuilding media sessions (old: %s)', self.room, self.participant_id, old)
+        for session_id, mids in stale:  # free the dead sessions' tracks now rather than at the SFU's media timeout
+            try:
+                await self._close(session_id, mids, None)
+            except (CallsError, NegotiationError) as error:
+                log.info('room=%s participant=%s: closing old session: %s', self.room, self.participant_id, error)
         locators = await self.push(keys)
         await self.pull({key: loc for key, loc in pulls.items() if self.may_pull(loc)})
         return locators

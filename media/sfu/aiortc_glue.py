@@ -213,9 +213,16 @@ def attach_sender(
     s: Any = sender
     original_send = sender.send
 
+    ready = False
+
     async def send(parameters: RTCRtpSendParameters) -> None:
+        # aiortc calls send() again on every renegotiation of the session; the port is wired once, else each
+        # re-offer (a third participant joining) would fork another downstream onto the same SSRC.
+        nonlocal ready
         await original_send(parameters)
-        on_ready(SenderPort(sender, parameters))
+        if not ready:
+            ready = True
+            on_ready(SenderPort(sender, parameters))
 
     s.send = send
     s._send_keyframe = on_keyframe_request

@@ -211,6 +211,12 @@ class AiortcDriver:
     async def apply_pull_answer(self, sdp: str) -> None:
         await self.pc('pull').setRemoteDescription(RTCSessionDescription(sdp=sdp, type='answer'))
 
+    async def drop_pushed(self, keys: list[str]) -> None:
+        for key in keys:
+            transceiver = self.transceivers.pop(key, None)
+            if transceiver is not None and not transceiver.stopped:
+                await transceiver.stop()
+
     async def drop_pulled(self, mids: list[str]) -> None:
         for mid in mids:
             self.pull_mids.pop(mid, None)

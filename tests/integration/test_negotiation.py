@@ -330,12 +330,6 @@ async def test_unpull_unpush_and_close(pages: Callable[..., Page], client: Calls
         await alice.media.push(['camera'])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='media/negotiation.py: the forced branch of PageMedia.unpush (last m-lines) never tells the driver, '
-    'unlike unpull (drop_pulled); the page keeps the transceiver and a later push of the same key reuses a mid the '
-    'SFU closed -> "Publishing failed: mid ... is already published". Call.unpublish masks it via close_local.',
-)
 async def test_push_again_after_unpushing_everything(pages: Callable[..., Page]) -> None:
     alice, bob = pages('alpha', 'alice'), pages('alpha', 'bob')
     await alice.publish()
@@ -361,13 +355,6 @@ async def _pull_session_id(client: CallsClient, page: Page, mid: str) -> str:
 # ---- SFU: a renegotiated pull session must not fork existing downstreams ---------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='embedded SFU bug (media/sfu, not negotiation): aiortc calls RTCRtpSender.send() again on every '
-    'renegotiation, aiortc_glue.attach_sender calls on_ready each time, and Session.subscribe.on_ready adds a second '
-    'Downstream (new random seq offset, same SSRC) to the forwarder -> duplicate packets on one SSRC, SRTP '
-    '"replay check failed (index too old)" errors in media.sfu.forwarder',
-)
 async def test_third_participant_does_not_fork_existing_downstreams(
     pages: Callable[..., Page], monkeypatch: pytest.MonkeyPatch
 ) -> None:
