@@ -283,26 +283,37 @@ class Join:
     first_frame: float
 
 
+failures = [0]  # joiners that got no frame
+
+
 async def burst(client: CallsClient, publishers: list[Publisher], size: int) -> list[Join]:
     """`size` decoding subscribers pull a video track at the same moment (sessions created beforehand, as the app)."""
     sessions = [(await client.new_session()).session_id for _ in range(size)]
     subs: list[Subscriber] = []
 
-    async def join(i: int) -> Join:
+    async def join(i: int) -> Join | None:
         start = time.perf_counter()
         pub = publishers[i % len(publishers)]
-        sub = await subscribe(client, [(pub.session_id, 'v')], decode=True, session_id=sessions[i])
-        answered = time.perf_counter()
-        subs.append(sub)
-        frame = asyncio.ensure_future(first_video_frame(sub))
-        await wait_connected(sub.pc)
-        connected = time.perf_counter()
-        await frame
+        try:
+            sub = await subscribe(client, [(pub.session_id, 'v')], decode=True, session_id=sessions[i])
+            answered = time.perf_counter()
+            subs.append(sub)
+            frame = asyncio.ensure_future(first_video_frame(sub))
+            await wait_connected(sub.pc)
+            connected = time.perf_counter()
+            await frame
+        except Exception as error:  # a failed joiner is reported, not fatal to the run
+            print(
+                f'  joiner failed after {(time.perf_counter() - start) * 1000:.0f} ms: {type(error).__name__} {error}'
+            )
+            return None
         ms = [(t - start) * 1000 for t in (answered, connected, time.perf_counter())]
         return Join(*ms)
 
     try:
-        return list(await asyncio.gather(*(join(i) for i in range(size))))
+        results = await asyncio.gather(*(join(i) for i in range(size)))
+        failures[0] += sum(r is None for r in results)
+        return [r for r in results if r is not None]
     finally:
         await close_all(subs)
 
@@ -379,7 +390,7 @@ async def run(args: argparse.Namespace) -> None:
         print(f'  server RSS                     {rss_start:.0f} MB idle, {rss_mb(server.pid):.0f} MB loaded')
         print(
             f'  pull -> first decoded frame    {summary([j.first_frame for j in joins])} ms '
-            f'({args.burst} joining at once, aiortc decoder)'
+            f'({args.burst} joining at once, aiortc decoder; {failures[0]} joiners failed)'
         )
         print(f'    of which pull -> connected   {summary([j.connected for j in joins])} ms')
         print(f'    connected -> first frame     {summary([j.first_frame - j.connected for j in joins])} ms')
