@@ -94,7 +94,7 @@ class CameraManager:
                 self.none_found = ui.label('No camera found. Plug one in; this list refreshes by itself.')
                 self.none_found.classes('text-gray-600').set_visibility(False)
         self.rows: dict[str, DeviceRow] = {}
-        self.grid = testid(ui.element('div'), 'camera-previews').classes('grid gap-4 w-full grid-cols-1 md:grid-cols-2')
+        self.grid = testid(ui.element('div'), 'camera-previews').classes('grid gap-4 w-full grid-cols-1 md:grid-cols-3')
         session.on('devicechange', lambda _: background_tasks.create(self.load_devices(), name='device list'))
 
     # ---- state -> UI ------------------------------------------------------------------------------------------

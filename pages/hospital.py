@@ -54,15 +54,14 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
                 ):
                     ui.icon('visibility')
                     watching = testid(ui.label(), 'watching-count')
+                mic = testid(ui.button(icon='mic').props('round'), 'toggle-mic').tooltip('Microphone on/off')
+                leave = testid(ui.button('Leave', icon='call_end').props('color=negative'), 'leave')
             cameras = CameraManager(call, session)
             ui.label('Technicians').classes('text-base font-semibold mt-2')
             waiting = testid(
                 ui.label('Waiting for a technician to join…').classes('text-gray-600'), 'technicians-empty'
             )
             grid = testid(ui.element('div'), 'technician-grid').classes('grid gap-3 w-full grid-cols-2 md:grid-cols-3')
-            with ui.row().classes('w-full justify-center gap-3'):
-                mic = testid(ui.button(icon='mic').props('round'), 'toggle-mic').tooltip('Microphone on/off')
-                leave = testid(ui.button('Leave', icon='call_end').props('color=negative'), 'leave')
         tiles: dict[str, VideoTile] = {}
 
         def render() -> None:

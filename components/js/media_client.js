@@ -225,6 +225,9 @@ export class MediaClient {
     const pc = this.pc('pull');
     for (const [mid, key] of Object.entries(mids)) this.pullMids.set(mid, key);
     await pc.setRemoteDescription({ type: 'offer', sdp });
+    for (const transceiver of pc.getTransceivers()) {
+      if (mids[transceiver.mid] && transceiver.direction === 'inactive') transceiver.direction = 'recvonly';
+    }
     await pc.setLocalDescription(await pc.createAnswer());
     await gathered(pc);
     // A transceiver whose track event already fired before the mapping existed (re-offers) is attached here.
@@ -245,7 +248,9 @@ export class MediaClient {
         const key = this.pullMids.get(transceiver.mid);
         if (key) trackStore.set(`remote:${key}`, null);
         this.pullMids.delete(transceiver.mid);
-        transceiver.stop();
+        // Inactive rather than stopped: the embedded SFU answers a closed m-line as inactive inside BUNDLE, which
+        // Chromium rejects for a stopped (port 0, unbundled) one. An inactive slot is reused by a later pull.
+        transceiver.direction = 'inactive';
       }
     }
     await pc.setLocalDescription(await pc.createOffer());

@@ -79,6 +79,26 @@ def test_hospital_cameras_reach_technicians(new_page) -> None:  # type: ignore[n
     wait_media_flowing(tech, video=3, audio=1)
     wait_media_flowing(hospital, video=2, audio=2)
 
+    # Disable camera 2: gone on both technicians within ~1 s (3 s tolerated for CI); enable: live again.
+    cards = hospital.get_by_test_id('camera-card')
+    clicked = time.monotonic()
+    cards.nth(1).get_by_test_id('camera-enabled').click()
+    for page in (tech, tech2):
+        expect(camera_tile(page, labels[1])).to_have_count(0, timeout=3_000)
+    print(f'disabled camera gone on both technicians after {time.monotonic() - clicked:.2f} s')
+    expect(tech.locator(TILE)).to_have_count(2)
+    cards.nth(1).get_by_test_id('camera-enabled').click()
+    for page in (tech, tech2):
+        expect(camera_tile(page, labels[1])).to_have_attribute('data-playing', 'true', timeout=10_000)
+
+    # Rename camera 3: the technicians' label follows.
+    field = cards.nth(2).get_by_test_id('camera-label')
+    field.fill('MRI bore')
+    field.press('Enter')
+    for page in (tech, tech2):
+        expect(camera_tile(page, 'MRI Suite — MRI bore')).to_have_count(1, timeout=3_000)
+        expect(camera_tile(page, labels[2])).to_have_count(0)
+    expect(camera_tile(tech, 'MRI bore')).to_have_attribute('data-playing', 'true')
     save_screenshot(hospital, 'hospital')
     save_screenshot(tech, 'technician')
 
