@@ -138,9 +138,10 @@ class CameraManager:
                 with self.device_list:
                     self.rows[device_id] = DeviceRow(self, device_id)
             track = active.get(device_id)
-            self.rows[device_id].show(
-                track.label if track else device['label'], track is not None, device_id in self.busy
-            )
+            label = device['label']
+            if track is not None and track.label != label:
+                label = f'{track.label} ({label})'  # renamed: keep the device's own name in view
+            self.rows[device_id].show(label, track is not None, device_id in self.busy)
 
     # ---- actions ----------------------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Hospital station with three cameras and technician stations: live labelled tiles, disable/enable, rename,
 audio both ways, and the hospital leaving."""
 
+import re
 import time
 
 from playwright.sync_api import Page, expect
@@ -66,6 +67,19 @@ def test_hospital_cameras_reach_technicians(new_page) -> None:  # type: ignore[n
         wait_video_playing(tech, f'{TILE}:has-text("{labels[index]}") video')
     expect(tech.locator(TILE)).to_have_count(3)
     expect(tech.get_by_test_id('technician-empty')).to_be_hidden()
+    # Only what the user added is captured and published: the microphone and the three cameras, no default camera.
+    assert sorted(hospital.evaluate('() => [...globalThis.orangeMedia.local.keys()]')) == [
+        'cam-1',
+        'cam-2',
+        'cam-3',
+        'mic',
+    ]
+    # Maximise a tile within the page: it spans the grid; again: back in the grid.
+    first = camera_tile(tech, labels[0])
+    first.get_by_test_id('tile-maximise').click()
+    expect(first).to_have_class(re.compile('col-span-full'))
+    first.get_by_test_id('tile-maximise').click()
+    expect(first).not_to_have_class(re.compile('col-span-full'))
 
     # A second technician sees the same three live tiles; the hospital counts two watchers.
     tech2: Page = new_page()
