@@ -162,7 +162,7 @@ class Call:
         if track.source == 'mic':
             self.room.set_mic(pid, None if removed else room_locator, enabled=track.enabled)
         elif track.source == 'screen':
-            self.room.set_screen(pid, None if removed else room_locator)
+            self.room.set_screen(pid, None if removed else room_locator, enabled=track.enabled)
         elif self.role == Role.HOSPITAL:
             device = track.device_id or track.key
             if removed:
@@ -249,7 +249,12 @@ class Call:
 
     def _local_ended(self, event: Any) -> None:
         key = event.args.get('key')
-        if key in self.local:
+        track = self.local.get(key)
+        if track is None:
+            return
+        if track.source == 'screen':  # the browser's "Stop sharing": keep the slot, show the screen as not shared
+            background_tasks.create(self.set_enabled(key, False), name='screen share ended')
+        else:
             background_tasks.create(self.unpublish(key), name='local track ended')
 
     async def leave(self) -> None:

@@ -55,6 +55,8 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
                     ui.icon('visibility')
                     watching = testid(ui.label(), 'watching-count')
                 mic = testid(ui.button(icon='mic').props('round'), 'toggle-mic').tooltip('Microphone on/off')
+                share = testid(ui.button(icon='screen_share').props('round outline'), 'toggle-screen')
+                share.tooltip('Share your screen with the technicians / stop sharing')
                 leave = testid(ui.button('Leave', icon='call_end').props('color=negative'), 'leave')
             cameras = CameraManager(call, session)
             ui.label('Technicians').classes('text-base font-semibold mt-2')
@@ -107,12 +109,32 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
             else:
                 mic.props('color=grey-7')
 
+        async def toggle_screen() -> None:
+            share.disable()
+            try:
+                track = call.local.get('screen')
+                if track is None:
+                    problem = await call.publish(LocalTrack(key='screen', source='screen'))
+                else:
+                    problem = await call.set_enabled('screen', not track.enabled)
+            finally:
+                share.enable()
+            if problem:
+                ui.notify(problem, type='warning')
+            sharing = 'screen' in call.local and call.local['screen'].enabled
+            share.props(f'icon={"stop_screen_share" if sharing else "screen_share"}')
+            if sharing:
+                share.props('color=negative', remove='outline')
+            else:
+                share.props('outline', remove='color')
+
         async def leave_room() -> None:
             await call.leave()
             await session.close()  # cameras and microphone released before the page goes
             ui.navigate.to(f'/{room_name}')
 
         mic.on_click(toggle_mic)
+        share.on_click(toggle_screen)
         leave.on_click(leave_room)
         ui.context.client.on_delete(call.leave)
 

@@ -121,3 +121,24 @@ def test_hospital_cameras_reach_technicians(new_page) -> None:  # type: ignore[n
     for page in (tech, tech2):
         expect(page.locator(TILE)).to_have_count(0, timeout=15_000)
     expect(tech.get_by_test_id('technician-empty')).to_have_text('Waiting for a hospital station to join…')
+
+
+def test_screen_tile_only_while_shared(new_page) -> None:  # type: ignore[no-untyped-def]
+    room = 'stations-screen'
+    hospital: Page = new_page()
+    tech: Page = new_page()
+    join(hospital, room, 'CT Room', 'hospital')
+    join(tech, room, 'Tech Ida', 'technician')
+    expect(hospital.get_by_test_id('watching-count')).to_have_text('1 technician watching')
+    # No phantom screen tile: nothing is shown until the hospital really shares.
+    expect(tech.get_by_test_id('technician-empty')).to_have_text('CT Room has no camera switched on yet.')
+    expect(tech.locator(TILE)).to_have_count(0)
+    hospital.get_by_test_id('toggle-screen').click()
+    screen = camera_tile(tech, 'CT Room — Screen')
+    expect(screen).to_have_attribute('data-playing', 'true', timeout=10_000)
+    hospital.get_by_test_id('toggle-screen').click()
+    expect(screen).to_have_count(0, timeout=3_000)
+    expect(tech.locator(TILE)).to_have_count(0)
+    # Sharing again shows it again.
+    hospital.get_by_test_id('toggle-screen').click()
+    expect(screen).to_have_attribute('data-playing', 'true', timeout=10_000)
