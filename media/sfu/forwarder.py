@@ -44,6 +44,10 @@ class Downstream:
     ts_offset: int = field(default_factory=lambda: random.getrandbits(32))
     first_seq: int = 0
     waiting_keyframe: bool = False
+    # While the keyframe cache is replayed, live packets queue here so the subscriber gets them in order
+    # (out-of-order sends would fail SRTP's replay check for the older packets).
+    backlog: list[RtpPacket] | None = None
+    send_failed: bool = False
 
     def rewrite(self, packet: RtpPacket) -> RtpPacket | None:
         """Return the packet as this subscriber sees it, or None if it precedes the subscriber's start."""
@@ -107,6 +111,9 @@ class Forwarder:
         if self.kind == 'video':
             self._update_cache(packet, keyframe)
         for down in list(self.downstreams):
+            if down.backlog is not None:
+                down.backlog.append(packet)
+                continue
             if down.waiting_keyframe:
                 if not keyframe:
                     continue
@@ -120,7 +127,8 @@ class Forwarder:
         if self.kind == 'video':
             if self._cache:
                 self._counters.cache_replays += 1
-                self._spawn(self._replay(down, list(self._cache)))
+                down.backlog = list(self._cache)
+                self._spawn(self._replay(down))
             else:
                 down.waiting_keyframe = True
                 self.request_keyframe()
@@ -170,9 +178,11 @@ class Forwarder:
                 self._cache = []
                 self.request_keyframe()
 
-    async def _replay(self, down: Downstream, packets: list[RtpPacket]) -> None:
-        for packet in packets:
-            await self._send(down, packet)
+    async def _replay(self, down: Downstream) -> None:
+        backlog = down.backlog
+        while backlog:
+            await self._send(down, backlog.pop(0))
+        down.backlog = None  # no await since the emptiness check: live packets now go straight out
 
     async def _send(self, down: Downstream, packet: RtpPacket) -> None:
         out = down.rewrite(packet)
@@ -180,8 +190,10 @@ class Forwarder:
             return
         try:
             sent = await down.port.send(out)
-        except Exception:
-            logger.exception('forwarding failed')
+        except Exception as error:
+            if not down.send_failed:  # once per subscriber: a dying transport fails every packet
+                down.send_failed = True
+                logger.warning('forwarding to ssrc %s failed: %s: %s', down.port.ssrc, type(error).__name__, error)
             return
         if sent:
             self._counters.packets_out += 1
