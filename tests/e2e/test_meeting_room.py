@@ -8,7 +8,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import SFU_APP_ID, SFU_APP_SECRET, save_screenshot
 from tests.e2e.harness import wait_video_playing
-from tests.e2e.media_probe import wait_media_flowing
+from tests.e2e.media_probe import inbound, wait_media_flowing
 
 
 def join(page: Page, room: str, name: str) -> None:
@@ -24,6 +24,8 @@ def join(page: Page, room: str, name: str) -> None:
 def test_two_pages_see_and_hear_each_other(new_page, app_server) -> None:  # type: ignore[no-untyped-def]
     alice: Page = new_page(audio=True)
     bob: Page = new_page(audio=True)
+    carol: Page = new_page()
+    join(carol, 'meet-elsewhere', 'Carol')  # another room, joined first so she is present throughout
     join(alice, 'meet-two', 'Alice')
     join(bob, 'meet-two', 'Bob')
     started = time.monotonic()
@@ -36,6 +38,10 @@ def test_two_pages_see_and_hear_each_other(new_page, app_server) -> None:  # typ
     wait_media_flowing(bob, video=1, audio=1)
     print(f'both directions flowing {time.monotonic() - started:.2f} s after the second page opened')
     expect(alice.get_by_test_id('connection-banner')).to_be_hidden()
+    # The page in the other room never receives this room's tracks: only her own tile, nothing inbound.
+    expect(carol.locator('[data-testid=tile]', has_text='Carol (you)')).to_have_attribute('data-playing', 'true')
+    expect(carol.locator('[data-testid=tile]')).to_have_count(1)
+    assert inbound(carol) == {}
     save_screenshot(alice, 'meeting-room')
 
     # Bob closes his tab: his tile leaves Alice's page within 15 s and the SFU reports his tracks closed.
