@@ -10,8 +10,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from playwright.sync_api import Page
 
 ROOT = Path(__file__).resolve().parents[2]
 # Variables that must never leak from the developer's shell into the app under test.
@@ -148,15 +150,15 @@ VIDEO_FRAMES_JS = """
 """
 
 
-def video_state(page, selector: str) -> dict:  # type: ignore[no-untyped-def]
+def video_state(page: Page, selector: str) -> dict[str, Any]:
     """Width, height and frames rendered during 0.6 s by the first `<video>` matching `selector`."""
-    return page.locator(selector).first.evaluate(VIDEO_FRAMES_JS)
+    return dict(page.locator(selector).first.evaluate(VIDEO_FRAMES_JS))
 
 
-def wait_video_playing(page, selector: str, timeout: float = 10.0) -> dict:  # type: ignore[no-untyped-def]
+def wait_video_playing(page: Page, selector: str, timeout: float = 10.0) -> dict[str, Any]:
     """Wait until the video has a size and new frames keep arriving; returns the last state."""
     deadline = time.monotonic() + timeout
-    state: dict = {}
+    state: dict[str, Any] = {}
     while time.monotonic() < deadline:
         try:
             state = video_state(page, selector)
