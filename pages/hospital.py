@@ -3,21 +3,17 @@ shows the technicians (video and audio) and, always visible, how many technician
 
 from __future__ import annotations
 
-import asyncio
+from nicegui import ui
 
-from nicegui import background_tasks, ui
-
-from components.call import Call, LocalTrack
+from components.call import LocalTrack
 from components.camera_manager import CameraManager
-from components.connection_banner import ConnectionBanner
 from components.media_caps import MediaCaps
-from components.media_session import MediaSession
 from components.testid import testid
 from components.video_tile import TileView, VideoTile
 from media.backend import MediaBackend
-from pages.frame import display_name, frame
-from pages.roles import grant_role
-from rooms import RoomRegistry, normalise_room_name, visible_participants, visible_tracks
+from pages.frame import frame
+from pages.in_room import RoomMedia, admit
+from rooms import RoomRegistry, visible_participants, visible_tracks
 
 
 def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> None:
@@ -25,26 +21,13 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
 
     @ui.page('/{room}/hospital')
     async def hospital(room: str) -> None:
-        try:
-            room_name = normalise_room_name(room)
-        except ValueError:
-            ui.navigate.to('/')
+        admission = await admit(room, 'hospital', backend)
+        if admission is None:
             return
-        name = display_name()
-        if not name:  # a direct link: ask for a name in the lobby first
-            ui.navigate.to(f'/{room_name}?next=hospital')
-            return
-        role = grant_role('hospital')
-        ice_servers = await backend.browser_ice_servers()
+        room_name = admission.room_name
         with frame(f'{room_name} · hospital station'):
-            banner = ConnectionBanner()
-            session = MediaSession(caps=caps, ice_servers=ice_servers)
-            ready = asyncio.Event()
-            session.on('ready', lambda _: ready.set())
-            call = Call.create(
-                registry=registry, room_name=room_name, role=role, name=name, session=session, client=backend.client
-            )
-            call.on_status = banner.show
+            media = RoomMedia.join(admission, registry=registry, backend=backend, caps=caps)
+            call = media.call
             with ui.row().classes('w-full items-center gap-3'):
                 ui.icon('local_hospital', color='orange-8').classes('text-2xl')
                 ui.label(f'Hospital station · {room_name}').classes('text-xl font-semibold')
@@ -58,7 +41,7 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
                 share = testid(ui.button(icon='screen_share').props('round outline'), 'toggle-screen')
                 share.tooltip('Share your screen with the technicians / stop sharing')
                 leave = testid(ui.button('Leave', icon='call_end').props('color=negative'), 'leave')
-            cameras = CameraManager(call, session)
+            cameras = CameraManager(call, media.session)
             ui.label('Technicians').classes('text-base font-semibold mt-2')
             waiting = testid(
                 ui.label('Waiting for a technician to join…').classes('text-gray-600'), 'technicians-empty'
@@ -95,20 +78,6 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
 
         call.on_room_change = render
 
-        async def toggle_mic() -> None:
-            track = call.local.get('mic')
-            if track is None:
-                return
-            problem = await call.set_enabled('mic', not track.enabled)
-            if problem:
-                ui.notify(problem, type='warning')
-            on = call.local['mic'].enabled
-            mic.props(f'icon={"mic" if on else "mic_off"}')
-            if on:
-                mic.props(remove='color')
-            else:
-                mic.props('color=grey-7')
-
         async def toggle_screen() -> None:
             share.disable()
             try:
@@ -128,24 +97,15 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
             else:
                 share.props('outline', remove='color')
 
-        async def leave_room() -> None:
-            await call.leave()
-            await session.close()  # cameras and microphone released before the page goes
-            ui.navigate.to(f'/{room_name}')
-
-        mic.on_click(toggle_mic)
+        mic.on_click(lambda: media.toggle('mic', mic, 'mic', 'mic_off'))
         share.on_click(toggle_screen)
-        leave.on_click(leave_room)
-        ui.context.client.on_delete(call.leave)
+        leave.on_click(media.leave)  # cameras and microphone are released before the page goes
 
         async def start() -> None:
-            await ready.wait()
             render()
             # Only the microphone is published on arrival: cameras are sent when the user adds them.
-            problem = await call.publish(LocalTrack(key='mic', source='mic'))
-            if problem:
-                ui.notify(problem, type='negative', timeout=0, close_button=True)
+            await media.publish(LocalTrack(key='mic', source='mic'))
             await cameras.load_devices()
             render()
 
-        background_tasks.create(start(), name=f'hospital {room_name}')
+        media.when_ready(start)

@@ -3,20 +3,16 @@ shared), the hospital's audio, own microphone and camera, maximise and full scre
 
 from __future__ import annotations
 
-import asyncio
+from nicegui import ui
 
-from nicegui import background_tasks, ui
-
-from components.call import Call, LocalTrack
-from components.connection_banner import ConnectionBanner
+from components.call import LocalTrack
 from components.media_caps import MediaCaps
-from components.media_session import MediaSession
 from components.testid import testid
 from components.video_tile import TileView, VideoTile
 from media.backend import MediaBackend
-from pages.frame import display_name, frame
-from pages.roles import grant_role
-from rooms import Kind, RoomRegistry, Source, normalise_room_name, visible_tracks
+from pages.frame import frame
+from pages.in_room import RoomMedia, admit
+from rooms import Kind, RoomRegistry, Source, visible_tracks
 
 FULLSCREEN_JS = (
     "(e) => { const t = e.target.closest('.video-tile'); if (t && t.requestFullscreen) t.requestFullscreen(); }"
@@ -29,22 +25,12 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
 
     @ui.page('/{room}/technician')
     async def technician(room: str) -> None:
-        try:
-            room_name = normalise_room_name(room)
-        except ValueError:
-            ui.navigate.to('/')
+        admission = await admit(room, 'technician', backend)
+        if admission is None:
             return
-        name = display_name()
-        if not name:  # a direct link: ask for a name in the lobby first
-            ui.navigate.to(f'/{room_name}?next=technician')
-            return
-        role = grant_role('technician')
-        ice_servers = await backend.browser_ice_servers()
+        room_name = admission.room_name
         with frame(f'{room_name} · technician station'):
-            banner = ConnectionBanner()
-            session = MediaSession(caps=caps, ice_servers=ice_servers)
-            ready = asyncio.Event()
-            session.on('ready', lambda _: ready.set())
+            media = RoomMedia.join(admission, registry=registry, backend=backend, caps=caps)
             with ui.row().classes('w-full items-center gap-3'):
                 ui.icon('monitor_heart', color='orange-8').classes('text-2xl')
                 ui.label(f'Technician station · {room_name}').classes('text-xl font-semibold')
@@ -60,10 +46,7 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
                 mic = testid(ui.button(icon='mic').props('round'), 'toggle-mic').tooltip('Microphone on/off')
                 cam = testid(ui.button(icon='videocam').props('round'), 'toggle-camera').tooltip('Camera on/off')
                 leave = testid(ui.button('Leave', icon='call_end').props('color=negative'), 'leave')
-        call = Call.create(
-            registry=registry, room_name=room_name, role=role, name=name, session=session, client=backend.client
-        )
-        call.on_status = banner.show
+        call = media.call
         tiles: dict[str, VideoTile] = {}
         audios: dict[str, VideoTile] = {}
         state: dict[str, str | None] = {'maximised': None}
@@ -129,37 +112,13 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
 
         call.on_room_change = render
 
-        async def toggle(key: str, button: ui.button, on_icon: str, off_icon: str) -> None:
-            track = call.local.get(key)
-            if track is None:
-                return
-            problem = await call.set_enabled(key, not track.enabled)
-            if problem:
-                ui.notify(problem, type='warning')
-            on = call.local[key].enabled
-            button.props(f'icon={on_icon if on else off_icon}')
-            if on:
-                button.props(remove='color')
-            else:
-                button.props('color=grey-7')
-
-        async def leave_room() -> None:
-            await call.leave()
-            await session.close()
-            ui.navigate.to(f'/{room_name}')
-
-        mic.on_click(lambda: toggle('mic', mic, 'mic', 'mic_off'))
-        cam.on_click(lambda: toggle('camera', cam, 'videocam', 'videocam_off'))
-        leave.on_click(leave_room)
-        ui.context.client.on_delete(call.leave)
+        mic.on_click(lambda: media.toggle('mic', mic, 'mic', 'mic_off'))
+        cam.on_click(lambda: media.toggle('camera', cam, 'videocam', 'videocam_off'))
+        leave.on_click(media.leave)
 
         async def start() -> None:
-            await ready.wait()
             render()
-            for track in (LocalTrack(key='mic', source='mic'), LocalTrack(key='camera', source='camera')):
-                problem = await call.publish(track)
-                if problem:
-                    ui.notify(problem, type='negative', timeout=0, close_button=True)
+            await media.publish(LocalTrack(key='mic', source='mic'), LocalTrack(key='camera', source='camera'))
             render()
 
-        background_tasks.create(start(), name=f'technician {room_name}')
+        media.when_ready(start)
