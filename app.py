@@ -35,12 +35,13 @@ def build(settings: Settings) -> MediaBackend:
     if backend.sfu is not None:
         app.mount('/sfu/v1', backend.sfu.asgi_app)  # the embedded SFU's Calls API, for other Calls clients
     registry = RoomRegistry()
+    app.state.rooms = registry  # the one registry, for tests that put people in a room directly
     health.register(backend.kind)
     home.register()
     room.register(registry, backend, caps)
     hospital.register(registry, backend, caps)
     technician.register(registry, backend, caps)
-    lobby.register(caps)
+    lobby.register(registry, caps)
     app.on_startup(lambda: announce(settings))
     app.on_startup(lambda: background_tasks.create(expire_loop(registry), name='heartbeat expiry'))
     app.on_shutdown(backend.close)

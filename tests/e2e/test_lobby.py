@@ -1,4 +1,5 @@
-"""Home → lobby in a real Chromium with fake devices: the preview plays, devices switch, errors are explained."""
+"""Home → lobby in a real Chromium with fake devices: the preview plays, devices switch, errors are explained, the
+roster follows who is in the room, and a direct link asks for a name and then continues."""
 
 import re
 
@@ -38,7 +39,6 @@ def test_lobby_preview_decodes_frames(new_page) -> None:  # type: ignore[no-unty
     page.get_by_test_id('display-name').fill('Nurse Kim')
     page.get_by_test_id('display-name').press('Enter')
     expect(page.get_by_test_id('header-name')).to_have_text('Nurse Kim')
-    save_screenshot(page, 'lobby')
 
 
 def test_switching_camera_changes_the_preview_device(new_page) -> None:  # type: ignore[no-untyped-def]
@@ -69,3 +69,35 @@ def test_denied_camera_permission_shows_the_message(new_page) -> None:  # type: 
     expect(error).to_be_visible()
     expect(error).to_contain_text('permission was denied')
     assert page.locator(PREVIEW).evaluate('(v) => v.srcObject') is None
+
+
+def test_lobby_roster_and_direct_links(new_page) -> None:  # type: ignore[no-untyped-def]
+    room = 'lobby-roster'
+    viewer: Page = new_page()
+    viewer.goto(f'/{room}')
+    expect(viewer.get_by_test_id('roster-empty')).to_be_visible()
+    # A fresh browser follows a direct link: named in the lobby, then on to the page the link was for.
+    hospital: Page = new_page()
+    hospital.goto(f'/{room}/hospital')
+    hospital.wait_for_url(f'**/{room}?next=hospital')
+    expect(hospital.get_by_test_id('next-hint')).to_have_text('Enter your name to join as hospital station.')
+    hospital.get_by_test_id('display-name').fill('MRI Suite')
+    hospital.get_by_test_id('display-name').press('Enter')
+    hospital.wait_for_url(f'**/{room}/hospital')
+    station = viewer.get_by_test_id('roster-station')
+    expect(station).to_contain_text('MRI Suite')
+    expect(station).to_contain_text('no camera sending yet')
+    hospital.get_by_test_id('camera-device').first.get_by_test_id('camera-toggle').click()
+    expect(station).to_contain_text('1 camera', timeout=10_000)
+    tech: Page = new_page()
+    tech.goto(f'/{room}/technician')
+    tech.get_by_test_id('display-name').fill('Tech Tom')
+    tech.get_by_test_id('display-name').press('Enter')
+    tech.wait_for_url(f'**/{room}/technician')
+    expect(viewer.get_by_test_id('roster-technician')).to_contain_text('Tech Tom')
+    viewer.get_by_test_id('display-name').fill('Nurse Kim')
+    viewer.get_by_test_id('display-name').press('Enter')
+    wait_video_playing(viewer, PREVIEW)
+    save_screenshot(viewer, 'lobby')
+    tech.get_by_test_id('leave').click()
+    expect(viewer.get_by_test_id('roster-technician')).to_have_count(0, timeout=5_000)
