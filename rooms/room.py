@@ -22,6 +22,7 @@ from rooms.model import (
     validate_display_name,
     validate_participant_id,
 )
+from rooms.visibility import can_hear
 
 HEARTBEAT_TIMEOUT: Final = 15.0
 MAX_CAMERAS: Final = 16
@@ -37,16 +38,21 @@ class ChangeKind(StrEnum):
     HAND = 'hand'
     SPEAKING = 'speaking'
     RENAMED = 'renamed'
+    MUTE_REQUESTED = 'mute_requested'
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RoomChange:
-    """One change to a room; `unpublished` lists locators no longer published (close them at the SFU)."""
+    """One change to a room; `unpublished` lists locators no longer published (close them at the SFU).
+
+    `by` names who caused a change made on someone else's behalf (the participant who asked for a mute).
+    """
 
     room: str
     kind: ChangeKind
     participant_id: str
     unpublished: tuple[TrackLocator, ...] = ()
+    by: str | None = None
 
 
 class _Keep(Enum):
@@ -241,6 +247,21 @@ class Room:
         participant.speaking = speaking
         return self._emit(ChangeKind.SPEAKING, pid)
 
+    def request_mute(self, by: str, target: str) -> RoomChange | None:
+        """Ask `target`'s page to switch its microphone off, on behalf of `by` (None when it is already off).
+
+        Only someone who hears the target may ask (same room, a role that receives its microphone); nobody can
+        unmute anyone else. The target's own page carries the mute out and announces it like any other mute.
+        """
+        asker, muted = self.get(by), self.get(target)
+        if asker.id == muted.id:
+            raise NotAllowedError('switch your own microphone off with your microphone button')
+        if not can_hear(asker, muted):
+            raise NotAllowedError(f'{asker.name} does not hear {muted.name} and cannot mute them')
+        if muted.mic is None or not muted.mic.enabled:
+            return None
+        return self._emit(ChangeKind.MUTE_REQUESTED, target, by=by)
+
     def rename(self, pid: str, name: str) -> RoomChange | None:
         """Change the participant's display name (1-50 characters after stripping)."""
         participant = self.get(pid)
@@ -252,8 +273,10 @@ class Room:
 
     # -- helpers ---------------------------------------------------------------------------------------------------
 
-    def _emit(self, kind: ChangeKind, pid: str, unpublished: tuple[TrackLocator, ...] = ()) -> RoomChange:
-        change = RoomChange(room=self.name, kind=kind, participant_id=pid, unpublished=unpublished)
+    def _emit(
+        self, kind: ChangeKind, pid: str, unpublished: tuple[TrackLocator, ...] = (), by: str | None = None
+    ) -> RoomChange:
+        change = RoomChange(room=self.name, kind=kind, participant_id=pid, unpublished=unpublished, by=by)
         if self.on_change is not None:
             self.on_change(change)
         return change

@@ -317,6 +317,61 @@ def test_raise_hand_and_speaking_record_activity(room: Room, changes: list[RoomC
     ]
 
 
+def test_request_mute_asks_the_target_page_on_behalf_of_the_asker(room: Room, changes: list[RoomChange]) -> None:
+    room.join('a', 'Ada', Role.REGULAR, now=0.0)
+    room.join('b', 'Bo', Role.REGULAR, now=0.0)
+    room.set_mic('b', 's1/mic')
+    changes.clear()
+    change = room.request_mute('a', 'b')
+    assert change == RoomChange(room='mri', kind=ChangeKind.MUTE_REQUESTED, participant_id='b', by='a')
+    assert changes == [change]
+    assert room.get('b').mic == PublishedTrack(locator=L('s1/mic'), enabled=True)  # the target's page mutes
+
+
+def test_request_mute_of_a_muted_or_micless_participant_changes_nothing(
+    room: Room, changes: list[RoomChange]
+) -> None:
+    room.join('a', 'Ada', Role.REGULAR, now=0.0)
+    room.join('b', 'Bo', Role.REGULAR, now=0.0)
+    changes.clear()
+    assert room.request_mute('a', 'b') is None
+    room.set_mic('b', 's1/mic', enabled=False)
+    changes.clear()
+    assert room.request_mute('a', 'b') is None
+    assert changes == []
+
+
+@pytest.mark.parametrize(
+    ('asker_role', 'target_role', 'same', 'problem'),
+    [
+        (Role.REGULAR, Role.REGULAR, True, 'your own microphone'),
+        (Role.TECHNICIAN, Role.TECHNICIAN, False, 'does not hear'),
+        (Role.REGULAR, Role.HOSPITAL, False, 'does not hear'),
+        (Role.HOSPITAL, Role.REGULAR, False, 'does not hear'),
+    ],
+)
+def test_request_mute_is_refused_for_oneself_and_for_whom_one_does_not_hear(
+    room: Room, changes: list[RoomChange], asker_role: Role, target_role: Role, same: bool, problem: str
+) -> None:
+    room.join('a', 'Ada', asker_role, now=0.0)
+    target = 'a' if same else 'b'
+    if not same:
+        room.join('b', 'Bo', target_role, now=0.0)
+        room.set_mic('b', 's1/mic')
+    changes.clear()
+    with pytest.raises(NotAllowedError, match=problem):
+        room.request_mute('a', target)
+    assert changes == []
+
+
+def test_request_mute_names_unknown_participants(room: Room) -> None:
+    room.join('a', 'Ada', Role.REGULAR, now=0.0)
+    with pytest.raises(UnknownParticipantError):
+        room.request_mute('a', 'ghost')
+    with pytest.raises(UnknownParticipantError):
+        room.request_mute('ghost', 'a')
+
+
 def test_rename(room: Room, changes: list[RoomChange]) -> None:
     room.join('a', 'Ada', Role.REGULAR, now=0.0)
     changes.clear()
