@@ -1,5 +1,8 @@
 """The hospital station's cameras: every camera on the machine (add/remove) and, per active camera, a local preview,
-an editable label, a switch that stops sending, and a remove button. Each camera is its own pushed track."""
+an editable label, a switch that stops sending, and a remove button. Each camera is its own pushed track.
+
+A camera whose track sends nothing (Chromium's depth camera, a stalled USB camera) is not announced to technicians;
+its card says so, and the manager keeps asking the browser whether it sends by now and announces it once it does."""
 
 from __future__ import annotations
 
@@ -14,6 +17,10 @@ from components.video_tile import TileView, VideoTile
 
 log = logging.getLogger(__name__)
 
+NOT_SENDING = 'This camera is not sending video — technicians cannot see it. Try another camera.'
+RECHECK_INTERVAL = 5.0  # seconds between asking whether a silent camera sends by now
+RECHECK_WAIT = 0.5  # how long each check watches the sender's byte counter
+
 
 class CameraCard:
     """One active camera: preview, label shown to technicians, sending switch, remove."""
@@ -23,6 +30,12 @@ class CameraCard:
         track = manager.call.local[key]
         with testid(ui.column(), 'camera-card').classes('gap-1 w-full') as self.element:
             self.tile = VideoTile(f'preview-{key}', self._view(track))
+            with testid(ui.row(), 'camera-not-sending').classes(
+                'w-full items-center gap-2 no-wrap px-2 py-1 rounded bg-red-50 text-red-900'
+            ) as self.not_sending:
+                ui.icon('videocam_off', color='negative')
+                ui.label(NOT_SENDING).classes('text-sm')
+            self.not_sending.set_visibility(False)
             with ui.row().classes('w-full items-center gap-2 no-wrap'):
                 self.label = testid(
                     ui.input('Label shown to technicians', value=track.label).props('dense outlined'),
@@ -41,8 +54,9 @@ class CameraCard:
             return TileView(label=track.label, video_key=f'local:{track.key}')
         return TileView(label=f'{track.label} · off, not sent')
 
-    def show(self, track: LocalTrack, switching: bool) -> None:
+    def show(self, track: LocalTrack, switching: bool, silent: bool) -> None:
         self.tile.show(self._view(track))
+        self.not_sending.set_visibility(silent and track.enabled)
         if not switching and self.switch.value != track.enabled:
             self.switch.set_value(track.enabled)
 
@@ -96,6 +110,7 @@ class CameraManager:
         self.rows: dict[str, DeviceRow] = {}
         self.grid = testid(ui.element('div'), 'camera-previews').classes('grid gap-4 w-full grid-cols-1 md:grid-cols-3')
         session.on('devicechange', lambda _: background_tasks.create(self.load_devices(), name='device list'))
+        ui.timer(RECHECK_INTERVAL, self.recheck_silent)
 
     # ---- state -> UI ------------------------------------------------------------------------------------------
 
@@ -120,11 +135,11 @@ class CameraManager:
         for key in [k for k in self.cards if k not in keys]:
             self.grid.remove(self.cards.pop(key).element)
         for track in active.values():
-            if track.key in self.cards:
-                self.cards[track.key].show(track, track.key in self.switching)
-            else:
+            if track.key not in self.cards:
                 with self.grid:
                     self.cards[track.key] = CameraCard(self, track.key)
+            silent = track.key in self.call.media.silent
+            self.cards[track.key].show(track, track.key in self.switching, silent)
 
     def _render_devices(self, active: dict[str, LocalTrack]) -> None:
         """Rows are kept per device (a click must never land on a row that is being rebuilt)."""
@@ -142,6 +157,22 @@ class CameraManager:
             if track is not None and track.label != label:
                 label = f'{track.label} ({label})'  # renamed: keep the device's own name in view
             self.rows[device_id].show(label, track is not None, device_id in self.busy)
+
+    async def recheck_silent(self) -> None:
+        """Announce the cameras that were pushed without sending anything once they do send."""
+        if not self.call.media.silent or self.call.left:
+            return
+        try:
+            late = await self.call.media.confirm_sending(RECHECK_WAIT)
+        except TimeoutError:  # the browser did not answer in time; the next tick asks again
+            return
+        for key in late:
+            track = self.call.local.get(key)
+            if track is not None:
+                # NOTE: Call has no "announce again"; renaming to the same label announces media.pushed's locator.
+                self.call.rename(key, track.label)
+        if late:
+            self.refresh()
 
     # ---- actions ----------------------------------------------------------------------------------------------
 

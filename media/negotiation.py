@@ -80,7 +80,9 @@ class PageMedia:
     room: str
     participant_id: str
     may_pull: Callable[[TrackLocator], bool]
-    pushed: dict[str, TrackLocator] = field(default_factory=dict)  # key -> locator
+    pushed: dict[str, TrackLocator] = field(default_factory=dict)  # key -> locator, for keys really sending
+    silent: dict[str, TrackLocator] = field(default_factory=dict)  # key -> locator-to-be: pushed, nothing sent yet
+    sending_timeout: float = SENDING_TIMEOUT
     pulled: dict[str, tuple[TrackLocator, str]] = field(default_factory=dict)  # tile key -> (locator, mid)
     closed: bool = False
     _push: _Session = field(default_factory=_Session)
@@ -95,8 +97,13 @@ class PageMedia:
     # ---- push ------------------------------------------------------------------------------------------------
 
     async def push(self, keys: list[str]) -> dict[str, TrackLocator]:
-        """Publish the browser's local tracks `keys`; returns their locators once they are really sending."""
-        keys = [key for key in keys if key not in self.pushed]
+        """Publish the browser's local tracks `keys`; returns the locators of those that are really sending.
+
+        A key whose sender has sent nothing within `sending_timeout` (a camera the encoder cannot encode, such as a
+        depth camera) stays negotiated but is kept in `silent`, unannounced: a locator without media would only
+        give others a pull that fails. `confirm_sending` checks again later.
+        """
+        keys = [key for key in keys if key not in self._push_mids]
         if not keys:
             return {}
         async with self._push.lock:
@@ -115,22 +122,33 @@ class PageMedia:
             await self.driver.apply_push_answer(response.session_description.sdp)
             for key in keys:
                 self._push_mids[key] = offer.mids[key]
-        sending = await self.driver.wait_sending(keys, SENDING_TIMEOUT)
-        if missing := [key for key in keys if key not in sending]:
+        sending = await self.driver.wait_sending(keys, self.sending_timeout)
+        locators = {key: TrackLocator(session_id=session_id, track_name=names[key]) for key in keys}
+        if missing := [key for key in keys if key not in sending and key in self._push_mids]:
             log.warning(
-                'room=%s participant=%s: %s not sending after %.0f s',
+                'room=%s participant=%s: %s not sending after %.1f s; not announced until it does',
                 self.room,
                 self.participant_id,
                 ', '.join(missing),
-                SENDING_TIMEOUT,
+                self.sending_timeout,
             )
-        locators = {key: TrackLocator(session_id=session_id, track_name=names[key]) for key in keys}
-        self.pushed.update(locators)
-        return locators
+            self.silent.update({key: locators[key] for key in missing})
+        confirmed = {key: locators[key] for key in keys if key in sending and key in self._push_mids}
+        self.pushed.update(confirmed)
+        return confirmed
+
+    async def confirm_sending(self, timeout: float) -> dict[str, TrackLocator]:
+        """Ask whether the `silent` keys send now; returns (and moves to `pushed`) the locators of those that do."""
+        if not self.silent:
+            return {}
+        sending = await self.driver.wait_sending(list(self.silent), timeout)
+        confirmed = {key: self.silent.pop(key) for key in sending if key in self.silent}  # not unpushed meanwhile
+        self.pushed.update(confirmed)
+        return confirmed
 
     async def unpush(self, keys: list[str]) -> None:
         """Stop publishing `keys` (negotiated close; forced when it would leave the session without m-lines)."""
-        keys = [key for key in keys if key in self.pushed]
+        keys = [key for key in keys if key in self._push_mids]
         if not keys:
             return
         async with self._push.lock:
@@ -138,6 +156,7 @@ class PageMedia:
             mids = [self._push_mids[key] for key in keys]
             for key in keys:
                 self.pushed.pop(key, None)
+                self.silent.pop(key, None)
                 self._push_mids.pop(key, None)
             if session_id is None:
                 return
@@ -223,7 +242,7 @@ class PageMedia:
 
     async def recover(self) -> dict[str, TrackLocator]:
         """After a failed connection: new sessions, re-push and re-pull. Returns the new locators of our tracks."""
-        keys, pulls = list(self.pushed), {key: loc for key, (loc, _) in self.pulled.items()}
+        keys, pulls = list(self._push_mids), {key: loc for key, (loc, _) in self.pulled.items()}
         async with self._push.lock, self._pull.lock:
             old = [s for s in (self._push.id, self._pull.id) if s]
             stale = [
@@ -236,6 +255,7 @@ class PageMedia:
             ]
             self._push.id = self._pull.id = None
             self.pushed.clear()
+            self.silent.clear()
             self.pulled.clear()
             self._push_mids.clear()
             await self.driver.reset()
@@ -264,6 +284,7 @@ class PageMedia:
                 except (CallsError, NegotiationError) as error:
                     log.info('room=%s participant=%s: close at SFU: %s', self.room, self.participant_id, error)
         self.pushed.clear()
+        self.silent.clear()
         self.pulled.clear()
         self._push_mids.clear()
 

@@ -142,3 +142,25 @@ def test_screen_tile_only_while_shared(new_page) -> None:  # type: ignore[no-unt
     # Sharing again shows it again.
     hospital.get_by_test_id('toggle-screen').click()
     expect(screen).to_have_attribute('data-playing', 'true', timeout=10_000)
+
+
+def test_a_camera_that_sends_nothing_is_explained(new_page) -> None:  # type: ignore[no-untyped-def]
+    room = 'stations-depth'
+    hospital: Page = new_page(device_count=FAKE_CAMERAS)
+    tech: Page = new_page()
+    join(hospital, room, 'CT Room', 'hospital')
+    join(tech, room, 'Tech Ida', 'technician')
+    devices = hospital.get_by_test_id('camera-device')
+    expect(devices).to_have_count(FAKE_CAMERAS)
+    devices.nth(1).get_by_test_id('camera-toggle').click()  # fake_device_1, the depth camera
+    depth = hospital.get_by_test_id('camera-card').nth(0)
+    message = depth.get_by_test_id('camera-not-sending')
+    expect(message).to_be_visible(timeout=15_000)  # after the 6 s that a camera gets to start sending
+    expect(message).to_contain_text('technicians cannot see it')
+    devices.nth(0).get_by_test_id('camera-toggle').click()
+    colour = hospital.get_by_test_id('camera-card').nth(1)
+    label = colour.get_by_test_id('camera-label')
+    expect(label).not_to_have_value('')
+    expect(camera_tile(tech, label.input_value())).to_have_attribute('data-playing', 'true', timeout=10_000)
+    expect(colour.get_by_test_id('camera-not-sending')).to_be_hidden()
+    expect(tech.locator(TILE)).to_have_count(1)  # the depth camera never became a tile

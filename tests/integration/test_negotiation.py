@@ -9,12 +9,14 @@ else; plus negotiated close, forced close and recovery after a failed connection
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import av
 import httpx
 import pytest
 
@@ -29,6 +31,7 @@ from rooms import Role, Room, RoomRegistry
 
 from .aiortc_driver import AiortcDriver
 from .conftest import APP_ID, APP_SECRET
+from .sfu_peers import PatternVideoTrack
 
 FRAMES = 3  # decoded frames that prove a track flows (video at ~30 fps, audio at 50 fps)
 
@@ -339,6 +342,41 @@ async def test_push_again_after_unpushing_everything(pages: Callable[..., Page])
     await alice.publish()  # capture still open (e.g. a re-publish after a transient error): must work
     await bob.sync()
     await bob.flowing('alice:camera', 'alice:mic')
+
+
+class HeldVideoTrack(PatternVideoTrack):
+    """A camera that delivers nothing until released (Chromium's depth camera is one that never is)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = asyncio.Event()
+
+    async def recv(self) -> av.VideoFrame:
+        await self.released.wait()
+        return await super().recv()
+
+
+async def test_a_track_sending_nothing_gets_no_locator_until_it_sends(pages: Callable[..., Page]) -> None:
+    alice, bob = pages('alpha', 'alice'), pages('alpha', 'bob')
+    alice.media.sending_timeout = 0.5
+    held, never = HeldVideoTrack(), HeldVideoTrack()
+    alice.driver.local.update({'camera': held, 'depth': never})
+    alice.driver.add_local('mic', 'audio')
+    assert set(await alice.media.push(['camera', 'depth', 'mic'])) == {'mic'}
+    assert set(alice.media.silent) == {'camera', 'depth'} and set(alice.media.pushed) == {'mic'}
+    assert await alice.media.confirm_sending(0.2) == {}
+
+    held.released.set()  # the camera starts delivering: the next check confirms it, and others can pull it
+    late = await alice.media.confirm_sending(10.0)
+    assert set(late) == {'camera'} and set(alice.media.silent) == {'depth'}
+    assert set(alice.media.pushed) == {'camera', 'mic'}
+    alice.room.set_camera('alice', str(late['camera']))
+    await bob.sync()
+    await bob.flowing('alice:camera')
+
+    await alice.media.unpush(['depth'])  # a silent key is still negotiated, and closes like any other
+    assert alice.media.silent == {} and set(alice.media.pushed) == {'camera', 'mic'}
+    await bob.flowing('alice:camera')
 
 
 def _status(state: dict[str, tuple[str | None, str | None, str | None]], track_name: str) -> str | None:
