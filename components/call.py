@@ -20,7 +20,18 @@ from components.media_session import MediaSession
 from media.calls_api import CallsError
 from media.calls_api import TrackLocator as WireLocator
 from media.negotiation import NegotiationError, PageMedia
-from rooms import Participant, Role, Room, RoomChange, RoomError, RoomRegistry, TrackLocator, may_pull, visible_tracks
+from rooms import (
+    ChangeKind,
+    Participant,
+    Role,
+    Room,
+    RoomChange,
+    RoomError,
+    RoomRegistry,
+    TrackLocator,
+    may_pull,
+    visible_tracks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +60,8 @@ class Call:
     participant_id: str
     on_room_change: Callable[[], Any] = lambda: None
     on_status: Callable[[str, str], Any] = lambda state, message: None
+    on_muted: Callable[[str], Any] = lambda by_name: None
+    pull_filter: Callable[[str], bool] | None = None
     local: dict[str, LocalTrack] = field(default_factory=dict)
     connection: dict[str, str] = field(default_factory=dict)
     left: bool = False
@@ -85,6 +98,7 @@ class Call:
         session.on('heartbeat', lambda _: call.heartbeat())
         session.on('connection', call._connection)
         session.on('local_ended', call._local_ended)
+        session.on('speaking', call._speaking)
         call._worker = background_tasks.create(call._sync_loop(), name=f'pulls {room_name}/{participant_id}')
         call._dirty.set()
         return call
@@ -97,27 +111,44 @@ class Call:
 
     async def publish(self, track: LocalTrack) -> str | None:
         """Capture and push `track`; returns an error message for the user, or None."""
-        opened = await self.session.open_local(track.key, track.source, track.device_id)
-        if not opened.get('ok'):
-            return str(opened.get('error', {}).get('message') or 'The device could not be opened.')
-        track.label = track.label or str(opened.get('label') or '')
-        track.device_id = str(opened.get('deviceId') or track.device_id or '')
-        self.local[track.key] = track
+        problems = await self.publish_all([track])
+        return problems[0] if problems else None
+
+    async def publish_all(self, tracks: list[LocalTrack]) -> list[str]:
+        """Capture `tracks`, then push them in ONE offer (one Calls exchange, not one per track).
+
+        Returns the messages for the user of whatever could not be captured or published.
+        """
+        problems: list[str] = []
+        opened: list[LocalTrack] = []
+        for track in tracks:
+            result = await self.session.open_local(track.key, track.source, track.device_id)
+            if not result.get('ok'):
+                problems.append(str(result.get('error', {}).get('message') or 'The device could not be opened.'))
+                continue
+            track.label = track.label or str(result.get('label') or '')
+            track.device_id = str(result.get('deviceId') or track.device_id or '')
+            self.local[track.key] = track
+            opened.append(track)
+        if not opened:
+            return problems
         try:
-            locators = await self.media.push([track.key])
+            locators = await self.media.push([track.key for track in opened])
         except (CallsError, NegotiationError) as error:
             log.warning(
                 'room=%s participant=%s: publishing %s failed: %s',
                 self.room.name,
                 self.participant_id,
-                track.key,
+                ','.join(track.key for track in opened),
                 error,
             )
-            await self.session.close_local(track.key)
-            self.local.pop(track.key, None)
-            return 'Publishing failed; try again.'
-        self._announce(track, locators.get(track.key))
-        return None
+            for track in opened:
+                await self.session.close_local(track.key)
+                self.local.pop(track.key, None)
+            return [*problems, 'Publishing failed; try again.']
+        for track in opened:
+            self._announce(track, locators.get(track.key))
+        return problems
 
     async def unpublish(self, key: str) -> None:
         """Stop sending and capturing `key`."""
@@ -138,6 +169,8 @@ class Call:
             return str(result.get('error', {}).get('message') or 'The device could not be switched.')
         track.enabled = enabled
         self._announce(track, self.media.pushed.get(key))
+        if track.source == 'mic' and not enabled:
+            self._set_speaking(False)
         return None
 
     def rename(self, key: str, label: str) -> str | None:
@@ -174,6 +207,39 @@ class Call:
         else:
             self.room.set_camera(pid, None if removed else room_locator, enabled=track.enabled)
 
+    # ---- presence -------------------------------------------------------------------------------------------
+
+    def raise_hand(self, raised: bool) -> None:
+        """Raise or lower this participant's hand (everyone in the meeting sees it)."""
+        if self.me is not None:
+            self.room.raise_hand(self.participant_id, raised, time.time())
+
+    def request_mute(self, target_id: str) -> str | None:
+        """Ask another participant's page to switch its microphone off; returns an error message or None."""
+        try:
+            self.room.request_mute(self.participant_id, target_id)
+        except RoomError as error:
+            return str(error)
+        log.info('room=%s participant=%s asked %s to mute', self.room.name, self.participant_id, target_id)
+        return None
+
+    def _speaking(self, event: Any) -> None:
+        mic = self.local.get('mic')
+        self._set_speaking(bool(event.args.get('speaking')) and mic is not None and mic.enabled)
+
+    def _set_speaking(self, speaking: bool) -> None:
+        if self.me is not None:
+            self.room.set_speaking(self.participant_id, speaking, time.time())
+
+    async def _muted_by(self, asker_id: str | None) -> None:
+        asker = self.room.participants.get(asker_id or '')
+        mic = self.local.get('mic')
+        if mic is None or not mic.enabled:
+            return
+        problem = await self.set_enabled('mic', False)
+        if problem is None:
+            self.on_muted(asker.name if asker is not None else 'Someone')
+
     # ---- receiving --------------------------------------------------------------------------------------------
 
     def wanted_pulls(self) -> dict[str, WireLocator]:
@@ -181,16 +247,23 @@ class Call:
         me = self.me
         if me is None:
             return {}
+        wanted = self.pull_filter or (lambda key: True)
         return {
             track.key: WireLocator.parse(str(track.locator))
             for track in visible_tracks(me, self.room)
-            if track.locator is not None
+            if track.locator is not None and wanted(track.key)
         }
 
+    def refresh_pulls(self) -> None:
+        """Re-apply `wanted_pulls` (after `pull_filter`'s answer changed, e.g. a new stage)."""
+        self._dirty.set()
+
     def _changed(self, change: RoomChange) -> None:
-        if change.kind.value in {'left', 'expired'} and change.participant_id == self.participant_id:
+        if change.kind in {ChangeKind.LEFT, ChangeKind.EXPIRED} and change.participant_id == self.participant_id:
             background_tasks.create(self.leave(), name='leave after expiry')
             return
+        if change.kind is ChangeKind.MUTE_REQUESTED and change.participant_id == self.participant_id:
+            background_tasks.create(self._muted_by(change.by), name='muted by another participant')
         self._dirty.set()
         self.on_room_change()
 

@@ -31,8 +31,8 @@ def set_display_name(name: str) -> str | None:
 
 
 @contextmanager
-def frame(title: str) -> Iterator[None]:
-    """Header plus a centred content column."""
+def frame(title: str, *, wide: bool = False) -> Iterator[None]:
+    """Header plus a centred content column (`wide` for video stages that should use the whole window)."""
     ui.page_title(f'{title} · {PRODUCT}' if title != PRODUCT else PRODUCT)
     ui.colors(primary='#ea580c')
     with ui.header().classes('bg-white text-black shadow-sm items-center px-4 py-2'):
@@ -42,5 +42,5 @@ def frame(title: str) -> Iterator[None]:
         ui.space()
         name = ui.label().bind_text_from(app.storage.user, NAME_KEY, backward=lambda n: n or '')
         testid(name.classes('text-sm text-gray-600'), 'header-name')
-    with ui.column().classes('w-full max-w-5xl mx-auto p-4 gap-4'):
+    with ui.column().classes(f'w-full {"max-w-screen-2xl" if wide else "max-w-5xl"} mx-auto p-4 gap-4'):
         yield

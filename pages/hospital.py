@@ -75,30 +75,12 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
                     with grid:
                         tiles[key] = VideoTile(key, view)
             cameras.refresh()
+            media.show_screen_state(share)
 
         call.on_room_change = render
 
-        async def toggle_screen() -> None:
-            share.disable()
-            try:
-                track = call.local.get('screen')
-                if track is None:
-                    problem = await call.publish(LocalTrack(key='screen', source='screen'))
-                else:
-                    problem = await call.set_enabled('screen', not track.enabled)
-            finally:
-                share.enable()
-            if problem:
-                ui.notify(problem, type='warning')
-            sharing = 'screen' in call.local and call.local['screen'].enabled
-            share.props(f'icon={"stop_screen_share" if sharing else "screen_share"}')
-            if sharing:
-                share.props('color=negative', remove='outline')
-            else:
-                share.props('outline', remove='color')
-
         mic.on_click(lambda: media.toggle('mic', mic, 'mic', 'mic_off'))
-        share.on_click(toggle_screen)
+        share.on_click(lambda: media.toggle_screen(share))
         leave.on_click(media.leave)  # cameras and microphone are released before the page goes
 
         async def start() -> None:

@@ -18,7 +18,7 @@ from rooms.model import (
 )
 from rooms.registry import RoomRegistry, normalise_room_name, validate_room_name
 from rooms.room import HEARTBEAT_TIMEOUT, KEEP, MAX_CAMERAS, ChangeKind, Room, RoomChange
-from rooms.stage import resolve_roster, stage_candidates, stage_limit, stage_roster
+from rooms.stage import ViewerStage, resolve_roster, stage_candidates, stage_limit, stage_roster
 from rooms.visibility import (
     VisibleTrack,
     audience,
@@ -50,6 +50,7 @@ __all__ = [
     'TrackLocator',
     'UnknownCameraError',
     'UnknownParticipantError',
+    'ViewerStage',
     'VisibleTrack',
     'audience',
     'can_hear',

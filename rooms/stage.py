@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from rooms.model import InvalidInputError, Participant, Source
@@ -70,3 +71,33 @@ def stage_roster(
     sharing = any(p.sharing_screen for p in (viewer, *visible_participants(viewer, room)))
     limit = stage_limit(width_px, sharing)
     return resolve_roster(previous, stage_candidates(viewer, room), limit, pinned)
+
+
+@dataclass(kw_only=True)
+class ViewerStage:
+    """One viewer's stage across renders: the roster (stable positions), local pins and the window width.
+
+    A screen is pinned when its sharer starts (as the original) — except one's own, which would mirror itself —
+    and unpinned when sharing stops; pins of tiles that are gone are forgotten.
+    """
+
+    width: float = 1280.0
+    roster: list[str] = field(default_factory=list)
+    pinned: set[str] = field(default_factory=set)
+    screens: set[str] = field(default_factory=set)
+
+    def toggle_pin(self, key: str) -> None:
+        """Pin `key`, or unpin it when it was pinned."""
+        self.pinned ^= {key}
+
+    def update(self, viewer: Participant, room: Room) -> list[str]:
+        """Apply auto-pins, then return (and remember) the next roster for `viewer`."""
+        others = visible_participants(viewer, room)
+        sharing = {tile_key(p.id, Source.SCREEN) for p in others if p.sharing_screen}
+        alive = {tile_key(p.id, Source.CAMERA) for p in (viewer, *others)} | sharing
+        if viewer.sharing_screen:
+            alive.add(tile_key(viewer.id, Source.SCREEN))
+        self.pinned = (self.pinned | (sharing - self.screens)) & alive
+        self.screens = sharing
+        self.roster = stage_roster(viewer, room, self.roster, self.width, self.pinned)
+        return self.roster

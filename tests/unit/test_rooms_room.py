@@ -328,9 +328,7 @@ def test_request_mute_asks_the_target_page_on_behalf_of_the_asker(room: Room, ch
     assert room.get('b').mic == PublishedTrack(locator=L('s1/mic'), enabled=True)  # the target's page mutes
 
 
-def test_request_mute_of_a_muted_or_micless_participant_changes_nothing(
-    room: Room, changes: list[RoomChange]
-) -> None:
+def test_request_mute_of_a_muted_or_micless_participant_changes_nothing(room: Room, changes: list[RoomChange]) -> None:
     room.join('a', 'Ada', Role.REGULAR, now=0.0)
     room.join('b', 'Bo', Role.REGULAR, now=0.0)
     changes.clear()

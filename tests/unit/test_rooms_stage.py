@@ -2,7 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from rooms import InvalidInputError, Role, Room, resolve_roster, stage_candidates, stage_limit, stage_roster
+from rooms import (
+    InvalidInputError,
+    Role,
+    Room,
+    ViewerStage,
+    resolve_roster,
+    stage_candidates,
+    stage_limit,
+    stage_roster,
+)
 
 
 @pytest.mark.parametrize(
@@ -99,3 +108,42 @@ def test_a_station_sharing_does_not_shrink_the_meeting_stage() -> None:
     assert len(stage_roster(room.get('p0'), room, [], width_px=1280)) == 7
     room.set_screen('p3', 'sp3/screen')
     assert len(stage_roster(room.get('p0'), room, [], width_px=1280)) == 5
+
+
+def test_viewer_stage_pins_a_new_screen_and_forgets_it_when_sharing_stops() -> None:
+    room = meeting()
+    stage = ViewerStage()
+    assert stage.update(room.get('me'), room) == ['me:camera', 'c:camera', 'b:camera', 'a:camera']  # newest first
+    room.set_screen('b', 's/screen')
+    roster = stage.update(room.get('me'), room)
+    assert stage.pinned == {'b:screen'}
+    assert 'b:screen' in roster
+    stage.toggle_pin('b:screen')  # the viewer unpins it: it stays unpinned while the share goes on
+    stage.update(room.get('me'), room)
+    assert stage.pinned == set()
+    room.set_screen('b', 's/screen', enabled=False)
+    stage.update(room.get('me'), room)
+    room.set_screen('b', 's/screen', enabled=True)  # a new share is pinned again
+    stage.update(room.get('me'), room)
+    assert stage.pinned == {'b:screen'}
+
+
+def test_viewer_stage_does_not_pin_ones_own_screen_and_drops_pins_of_people_who_left() -> None:
+    room = meeting()
+    stage = ViewerStage()
+    room.set_screen('me', 's/mine')
+    stage.toggle_pin('c:camera')
+    assert 'me:screen' in stage.update(room.get('me'), room)
+    assert stage.pinned == {'c:camera'}
+    room.leave('c')
+    assert 'c:camera' not in stage.update(room.get('me'), room)
+    assert stage.pinned == set()
+
+
+def test_viewer_stage_narrow_window_keeps_the_viewer_and_the_most_recently_active() -> None:
+    room = meeting()
+    stage = ViewerStage(width=480)
+    room.set_speaking('a', True, now=50.0)
+    assert stage.update(room.get('me'), room) == ['me:camera', 'a:camera']
+    stage.toggle_pin('b:camera')  # a pin is shown even beyond the limit
+    assert stage.update(room.get('me'), room) == ['me:camera', 'b:camera']  # b takes the slot a had
