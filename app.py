@@ -74,6 +74,7 @@ def backend_config(settings: Settings) -> MediaBackendConfig:
         sfu_app_id=settings.sfu_app_id,
         sfu_app_secret=settings.sfu_app_secret.get_secret_value(),
         sfu_ice_hosts=settings.sfu_ice_hosts,
+        sfu_simulate_loss=settings.sfu_simulate_loss,
         ice_servers=settings.ice_servers,
     )
 
@@ -95,6 +96,12 @@ def announce(settings: Settings) -> None:
                 f'SFU_APP_SECRET={settings.sfu_app_secret.get_secret_value()}',
                 flush=True,
             )
+    if settings.sfu_simulate_loss:
+        log.warning(
+            'SFU_SIMULATE_LOSS=%s: the embedded SFU drops %.1f %% of forwarded packets (diagnostics only)',
+            settings.sfu_simulate_loss,
+            settings.sfu_simulate_loss * 100,
+        )
     if not settings.tls_enabled:
         log.warning(
             'Other machines need https for camera access: set TLS_CERTFILE and TLS_KEYFILE to serve https '

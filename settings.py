@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_CALLS_API_URL = 'https://rtc.live.cloudflare.com/v1'
+MAX_SIMULATED_LOSS = 0.5  # mirrors media.sfu.config.MAX_SIMULATED_LOSS
 ICE_URL_SCHEMES = ('stun:', 'stuns:', 'turn:', 'turns:')
 
 
@@ -58,6 +59,8 @@ class Settings(BaseSettings):
     sfu_ice_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ice_servers: Annotated[list[dict[str, Any]], NoDecode] = Field(default_factory=list)
     log_level: str = 'INFO'
+    # Diagnostics: the embedded SFU drops this fraction of the packets it forwards to each subscriber.
+    sfu_simulate_loss: float = 0.0
 
     @field_validator('calls_app_id', 'turn_service_id', mode='before')
     @classmethod
@@ -89,6 +92,22 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f'{host!r} is not an IP address') from None
         return value
+
+    @field_validator('sfu_simulate_loss', mode='before')
+    @classmethod
+    def _check_loss(cls, value: Any) -> Any:
+        text = str(value).strip() if value is not None else ''
+        if text == '':
+            return 0.0
+        try:
+            fraction = float(text)
+        except ValueError:
+            fraction = -1.0
+        if not 0.0 <= fraction <= MAX_SIMULATED_LOSS:  # also rejects nan
+            raise ValueError(
+                f'must be a fraction of packets from 0 to {MAX_SIMULATED_LOSS} (e.g. 0.08 for 8 %), got {value!r}'
+            )
+        return fraction
 
     @field_validator('ice_servers', mode='before')
     @classmethod
@@ -129,6 +148,8 @@ class Settings(BaseSettings):
             raise ValueError('CALLS_APP_ID and CALLS_APP_SECRET must be set together')
         if bool(self.turn_service_id) != bool(self.turn_service_token and self.turn_service_token.get_secret_value()):
             raise ValueError('TURN_SERVICE_ID and TURN_SERVICE_TOKEN must be set together')
+        if self.sfu_simulate_loss and self.uses_cloudflare:
+            raise ValueError('SFU_SIMULATE_LOSS works only with the embedded SFU: unset it or CALLS_APP_ID')
         return self
 
     @property

@@ -1,9 +1,14 @@
 // A participant tile: video (or an initial-letter avatar), optional audio, label, spinner until the first frame.
 import { trackStore } from 'orange-media/media_client.js';
+import { qualityStore } from 'orange-media/quality.js';
+
+// Signal bars lit and their colour, per level of components/js/quality.js.
+const QUALITY_LOOK = { good: [4, '#22c55e'], tolerable: [3, '#84cc16'], unhealthy: [2, '#eab308'], bad: [1, '#ef4444'] };
 
 export default {
   template: `
     <div class="video-tile" :data-tile="tileKey" :data-playing="playing ? 'true' : 'false'"
+         :data-speaking="speaking ? 'true' : 'false'" :data-hand="hand ? 'true' : 'false'"
          style="position: relative; background: #1f2937; border-radius: 10px; overflow: hidden; aspect-ratio: 16 / 9">
       <video ref="video" autoplay playsinline muted
              :style="{width: '100%', height: '100%', objectFit: fit, transform: mirrored ? 'scaleX(-1)' : 'none',
@@ -18,9 +23,22 @@ export default {
       <div v-if="videoKey && hasVideo && !playing" data-testid="tile-spinner"
            style="position: absolute; inset: 0; display: flex; align-items: center; justify-content: center;
                   color: #e5e7eb; font-size: 14px">Connecting…</div>
+      <div v-if="speaking || hand" style="position: absolute; inset: 0; border: 3px solid #ea580c;
+           border-radius: 10px; pointer-events: none"></div>
+      <div v-if="hand" data-testid="tile-hand" title="Hand raised"
+           style="position: absolute; left: 8px; top: 8px; padding: 2px 8px; border-radius: 6px;
+                  background: #ea580c; color: white; display: flex"><i class="material-icons"
+                  style="font-size: 20px">back_hand</i></div>
       <div style="position: absolute; left: 8px; bottom: 8px; padding: 2px 8px; border-radius: 6px;
                   background: rgba(0, 0, 0, 0.55); color: white; font-size: 13px" data-testid="tile-label">
-        {{ label }}<span v-if="muted" title="Microphone off"> · 🔇</span></div>
+        {{ label }}<i v-if="muted" class="material-icons" data-testid="tile-muted" title="Microphone off"
+           style="font-size: 15px; vertical-align: -3px; margin-left: 6px">mic_off</i></div>
+      <div v-if="quality" data-testid="tile-quality" :data-level="quality.level" :title="qualityTitle"
+           :aria-label="qualityTitle" style="position: absolute; right: 8px; bottom: 8px; display: flex; gap: 2px;
+           align-items: flex-end; height: 18px; padding: 4px 7px; border-radius: 6px; background: rgba(0, 0, 0, 0.6)">
+        <span v-for="bar in 4" :key="bar" :style="{width: '5px', height: 20 + bar * 20 + '%', borderRadius: '1px',
+              background: bar <= qualityLook[0] ? qualityLook[1] : '#ffffff59'}"></span>
+      </div>
       <slot></slot>
     </div>`,
   props: {
@@ -30,14 +48,29 @@ export default {
     audioKey: { type: String, default: null },
     mirrored: { type: Boolean, default: false },
     muted: { type: Boolean, default: false },
+    speaking: { type: Boolean, default: false },
+    hand: { type: Boolean, default: false },
     fit: { type: String, default: 'cover' },
   },
   data() {
-    return { hasVideo: false, playing: false };
+    return { hasVideo: false, playing: false, qualities: {} };
   },
   computed: {
     initial() {
       return (this.label || '?').trim().charAt(0).toUpperCase();
+    },
+    qualityKeys() { // only received tracks have a quality; local and self tiles never show one
+      return [this.videoKey, this.audioKey].filter((key) => key && key.startsWith('remote:'));
+    },
+    quality() { // the worse of the tile's tracks
+      const known = this.qualityKeys.map((key) => this.qualities[key]).filter(Boolean);
+      return known.length ? known.reduce((a, b) => (b.loss > a.loss ? b : a)) : null;
+    },
+    qualityLook() {
+      return this.quality ? QUALITY_LOOK[this.quality.level] : [0, ''];
+    },
+    qualityTitle() {
+      return this.quality ? `Connection: ${this.quality.level}, loss ${(this.quality.loss * 100).toFixed(1)} %` : '';
     },
   },
   watch: {
@@ -47,16 +80,28 @@ export default {
     audioKey() {
       this.bindAudio();
     },
+    qualityKeys() {
+      this.bindQuality();
+    },
   },
   mounted() {
     this.bindVideo();
     this.bindAudio();
+    this.bindQuality();
   },
   unmounted() {
+    for (const unsubscribe of this.unsubscribeQuality || []) unsubscribe();
     if (this.unsubscribeVideo) this.unsubscribeVideo();
     if (this.unsubscribeAudio) this.unsubscribeAudio();
   },
   methods: {
+    bindQuality() {
+      for (const unsubscribe of this.unsubscribeQuality || []) unsubscribe();
+      this.qualities = {};
+      this.unsubscribeQuality = this.qualityKeys.map((key) => qualityStore.subscribe(key, (value) => {
+        this.qualities = { ...this.qualities, [key]: value };
+      }));
+    },
     bindVideo() {
       if (this.unsubscribeVideo) this.unsubscribeVideo();
       this.unsubscribeVideo = null;

@@ -18,6 +18,9 @@ class TileView:
     audio_key: str | None = None
     muted: bool = False
     mirrored: bool = False
+    speaking: bool = False
+    hand: bool = False
+    fit: str = 'cover'  # 'contain' for screens: never crop a shared document
 
 
 class VideoTile(ui.element, component='video_tile.js', esm=JS_MODULES):
@@ -45,4 +48,7 @@ class VideoTile(ui.element, component='video_tile.js', esm=JS_MODULES):
             'audioKey': view.audio_key,
             'muted': view.muted,
             'mirrored': view.mirrored,
+            'speaking': view.speaking,
+            'hand': view.hand,
+            'fit': view.fit,
         }

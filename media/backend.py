@@ -31,6 +31,7 @@ class MediaBackendConfig:
     sfu_app_id: str = 'embedded'
     sfu_app_secret: str = ''
     sfu_ice_hosts: list[str] = field(default_factory=list)
+    sfu_simulate_loss: float = 0.0
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -82,6 +83,7 @@ def create_backend(config: MediaBackendConfig) -> MediaBackend:
             app_secret=config.sfu_app_secret,
             ice_hosts=config.sfu_ice_hosts or machine_addresses(),
             ice_servers=[rtc_ice_server(s) for s in config.ice_servers],
+            simulate_loss=config.sfu_simulate_loss,
         )
     )
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=sfu.asgi_app), base_url=EMBEDDED_BASE_URL)

@@ -17,6 +17,7 @@ from components.call import Call, LocalTrack
 from components.connection_banner import ConnectionBanner
 from components.media_caps import MediaCaps
 from components.media_session import MediaSession
+from components.quality_toast import show_quality_change
 from media.backend import MediaBackend
 from pages.frame import display_name
 from pages.roles import grant_role
@@ -65,6 +66,8 @@ class RoomMedia:
         session = MediaSession(caps=caps, ice_servers=admission.ice_servers)
         ready = asyncio.Event()
         session.on('ready', lambda _: ready.set())
+        who = f'room={admission.room_name}: {admission.name}'
+        session.on('quality', lambda event: show_quality_change(event.args, who=who))
         call = Call.create(
             registry=registry,
             room_name=admission.room_name,
@@ -93,11 +96,9 @@ class RoomMedia:
         background_tasks.create(run(), name=f'{self.admission.role} {self.admission.room_name}')
 
     async def publish(self, *tracks: LocalTrack) -> None:
-        """Publish `tracks` in order; a failure stays on screen until dismissed."""
-        for track in tracks:
-            problem = await self.call.publish(track)
-            if problem:
-                ui.notify(problem, type='negative', timeout=0, close_button=True)
+        """Capture and publish `tracks` together; a failure stays on screen until dismissed."""
+        for problem in await self.call.publish_all(list(tracks)):
+            ui.notify(problem, type='negative', timeout=0, close_button=True)
 
     async def toggle(self, key: str, button: ui.button, on_icon: str, off_icon: str) -> None:
         """Switch local track `key` on or off and show its state on `button`."""
@@ -107,9 +108,37 @@ class RoomMedia:
         problem = await self.call.set_enabled(key, not track.enabled)
         if problem:
             ui.notify(problem, type='warning')
-        on = self.call.local[key].enabled
+        self.show_track_state(key, button, on_icon, off_icon)
+
+    def show_track_state(self, key: str, button: ui.button, on_icon: str, off_icon: str) -> None:
+        """Show on `button` whether local track `key` is on (also after someone else muted it)."""
+        track = self.call.local.get(key)
+        on = track is not None and track.enabled
         button.props(f'icon={on_icon if on else off_icon}')
-        if on:
-            button.props(remove='color')
+        button.props(f'color={"primary" if on else "grey-7"}')
+
+    async def toggle_screen(self, button: ui.button) -> None:
+        """Start, stop or restart sharing the screen, and show the state on `button`."""
+        call = self.call
+        button.disable()
+        try:
+            track = call.local.get('screen')
+            if track is None:
+                problem = await call.publish(LocalTrack(key='screen', source='screen'))
+            else:
+                problem = await call.set_enabled('screen', not track.enabled)
+        finally:
+            button.enable()
+        if problem:
+            ui.notify(problem, type='warning')
+        self.show_screen_state(button)
+
+    def show_screen_state(self, button: ui.button) -> None:
+        """Show on `button` whether the screen is shared (also after the browser's own "Stop sharing")."""
+        screen = self.call.local.get('screen')
+        sharing = screen is not None and screen.enabled
+        button.props(f'icon={"stop_screen_share" if sharing else "screen_share"}')
+        if sharing:
+            button.props('color=negative', remove='outline')
         else:
-            button.props('color=grey-7')
+            button.props('outline color=primary')

@@ -8,6 +8,7 @@ for _name in ('CALLS_APP_ID', 'CALLS_APP_SECRET', 'CALLS_API_URL', 'TURN_SERVICE
     os.environ.pop(_name, None)
 os.environ['SFU_ICE_HOSTS'] = '127.0.0.1'
 os.environ['ICE_SERVERS'] = ''
+os.environ.pop('SFU_SIMULATE_LOSS', None)  # a developer's diagnostic packet loss never reaches the tests
 # A developer's .env/.dev.vars (perhaps with real Cloudflare credentials) is never read by tests.
 os.environ['ORANGE_CONFIG_DIR'] = tempfile.mkdtemp(prefix='orange-config-')
 

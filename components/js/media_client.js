@@ -8,28 +8,15 @@
 import {
   cameraEncodings, describeMediaError, listDevices, openCamera, openMicrophone, openScreen,
 } from './media_devices.js';
+import { watchSpeaking } from './speaking.js';
+import { createKeyedStore } from './keyed_store.js';
+import { QualityMonitor } from './quality.js';
 
 const GATHER_TIMEOUT_MS = 3000;
+const QUALITY_INTERVAL_MS = 1000;
 
 /** Tracks by key ("local:camera", "remote:<tileKey>"), with subscribers, shared by every component of the page. */
-export const trackStore = {
-  tracks: new Map(),
-  listeners: new Map(),
-  set(key, track) {
-    if (track) this.tracks.set(key, track);
-    else this.tracks.delete(key);
-    for (const callback of this.listeners.get(key) || []) callback(track || null);
-  },
-  get(key) {
-    return this.tracks.get(key) || null;
-  },
-  subscribe(key, callback) {
-    if (!this.listeners.has(key)) this.listeners.set(key, new Set());
-    this.listeners.get(key).add(callback);
-    callback(this.get(key));
-    return () => this.listeners.get(key) && this.listeners.get(key).delete(callback);
-  },
-};
+export const trackStore = createKeyedStore();
 
 export class MediaClient {
   constructor({ iceServers = [], caps = {}, emit = () => {} } = {}) {
@@ -39,6 +26,8 @@ export class MediaClient {
     this.pcs = {};
     this.local = new Map(); // key -> { source, track, deviceId, transceiver }
     this.pullMids = new Map(); // mid -> tileKey
+    this.quality = new QualityMonitor();
+    this.qualityTimer = null;
   }
 
   // ---- peer connections ---------------------------------------------------------------------------------------
@@ -54,6 +43,7 @@ export class MediaClient {
       });
     }
     this.pcs[role] = pc;
+    this.watchQuality();
     return pc;
   }
 
@@ -61,7 +51,7 @@ export class MediaClient {
   reset() {
     for (const pc of Object.values(this.pcs)) pc.close();
     this.pcs = {};
-    for (const entry of this.local.values()) entry.transceiver = null;
+    for (const entry of this.local.values()) this.detach(entry);
     for (const key of this.pullMids.values()) trackStore.set(`remote:${key}`, null);
     this.pullMids.clear();
     return true;
@@ -100,6 +90,7 @@ export class MediaClient {
     if (!entry) return false;
     entry.track.stop();
     if (entry.transceiver && !entry.transceiver.stopped) entry.transceiver.sender.replaceTrack(null);
+    this.detach(entry);
     this.local.delete(key);
     trackStore.set(`local:${key}`, null);
     return true;
@@ -134,6 +125,13 @@ export class MediaClient {
     return { ok: true };
   }
 
+  /** Forget `entry`'s transceiver (and stop watching its voice activity). */
+  detach(entry) {
+    entry.transceiver = null;
+    if (entry.stopSpeaking) entry.stopSpeaking();
+    entry.stopSpeaking = null;
+  }
+
   localKeys() {
     return [...this.local.keys()];
   }
@@ -156,6 +154,9 @@ export class MediaClient {
       if (entry.source === 'camera') init.sendEncodings = cameraEncodings(entry.track, this.caps);
       entry.transceiver = pc.addTransceiver(entry.track, init);
       if (entry.source === 'camera' || entry.source === 'screen') preferCodec(entry.transceiver, 'video/VP8');
+      if (entry.source === 'mic') {
+        entry.stopSpeaking = watchSpeaking(entry.transceiver.sender, (speaking) => this.emit('speaking', { key, speaking }));
+      }
     }
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
@@ -199,7 +200,7 @@ export class MediaClient {
       if (entry && entry.transceiver) {
         mids[key] = entry.transceiver.mid;
         entry.transceiver.stop();
-        entry.transceiver = null;
+        this.detach(entry);
       }
     }
     await pc.setLocalDescription(await pc.createOffer());
@@ -212,7 +213,7 @@ export class MediaClient {
       const entry = this.local.get(key);
       if (entry && entry.transceiver) {
         entry.transceiver.stop();
-        entry.transceiver = null;
+        this.detach(entry);
       }
     }
     return true;
@@ -302,8 +303,12 @@ export class MediaClient {
       const reports = await push.getStats();
       for (const report of reports.values()) {
         if (report.type === 'remote-inbound-rtp') {
+          const sent = reports.get(report.localId);
           result.outbound[report.localId || report.id] = {
-            packetsLost: report.packetsLost || 0, fractionLost: report.fractionLost || 0, rtt: report.roundTripTime || 0,
+            packetsSent: (sent && sent.packetsSent) || 0,
+            packetsLost: report.packetsLost || 0,
+            fractionLost: report.fractionLost || 0,
+            rtt: report.roundTripTime || 0,
           };
         }
       }
@@ -311,9 +316,41 @@ export class MediaClient {
     return result;
   }
 
+  // ---- quality ----------------------------------------------------------------------------------------------
+
+  /** Sample stats every second while a peer connection exists: tile levels go to `qualityStore`, and Python hears
+   * `quality` {degraded, inboundLoss, outboundLoss} only when the page's connection degrades or recovers. */
+  watchQuality() {
+    if (this.qualityTimer) return;
+    let busy = false;
+    this.qualityTimer = setInterval(async () => {
+      if (busy) return; // a slow getStats() never piles up
+      if (!Object.keys(this.pcs).length) {
+        this.stopQuality();
+        return;
+      }
+      busy = true;
+      try {
+        const change = this.quality.update(performance.now(), await this.stats());
+        if (change) this.emit('quality', change);
+      } catch {
+        // a peer connection closed mid-read: the next sample starts over
+      } finally {
+        busy = false;
+      }
+    }, QUALITY_INTERVAL_MS);
+  }
+
+  stopQuality() {
+    clearInterval(this.qualityTimer);
+    this.qualityTimer = null;
+    this.quality.clear();
+  }
+
   close() {
     for (const key of [...this.local.keys()]) this.closeLocal(key);
     this.reset();
+    this.stopQuality();
     return true;
   }
 }

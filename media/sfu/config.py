@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCIceServer
 
+MAX_SIMULATED_LOSS = 0.5
+
 
 @dataclass(kw_only=True)
 class SfuConfig:
@@ -13,6 +15,8 @@ class SfuConfig:
 
     :param ice_hosts: host addresses offered as ICE candidates (tests use ``['127.0.0.1']``); applies process-wide.
     :param ice_servers: STUN/TURN servers for the SFU's peer connections; empty means none (never Google's STUN).
+    :param simulate_loss: diagnostic only: the fraction of forwarded RTP packets dropped per subscriber (0 to
+        ``MAX_SIMULATED_LOSS``), to see loss indicators without a lossy network.
     """
 
     app_id: str
@@ -24,3 +28,8 @@ class SfuConfig:
     empty_track_wait_s: float = 8.0
     connect_wait_s: float = 5.0
     keyframe_cache_packets: int = 600
+    simulate_loss: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.simulate_loss <= MAX_SIMULATED_LOSS:
+            raise ValueError(f'simulate_loss must be from 0 to {MAX_SIMULATED_LOSS}, got {self.simulate_loss}')

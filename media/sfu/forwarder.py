@@ -4,6 +4,8 @@ Each subscriber (``Downstream``) gets its own SSRC, payload type, sequence and t
 when the subscriber starts, so every gap upstream stays a gap downstream (the subscriber's NACK/PLI keep working).
 Video subscribers start on a keyframe: the cached latest keyframe and what followed it are replayed at once,
 otherwise packets are dropped until the next keyframe while a PLI asks the publisher for one.
+
+For diagnostics a ``PacketLoss`` can drop a fraction of the packets sent to each subscriber (``SFU_SIMULATE_LOSS``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,24 @@ class Counters:
     bytes_out: int = 0
     keyframe_requests: int = 0
     cache_replays: int = 0
+    simulated_drops: int = 0
+
+
+class PacketLoss:
+    """Diagnostic packet loss: each packet to each subscriber is dropped with probability ``fraction``.
+
+    A dropped packet is rewritten (so the subscriber sees a gap in sequence numbers) but never sent nor kept for
+    retransmission: a NACK cannot repair it, and the subscriber's ``packetsLost`` counts it like real loss.
+    """
+
+    def __init__(self, fraction: float, rng: random.Random | None = None) -> None:
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f'loss fraction must be in [0, 1), got {fraction}')
+        self.fraction = fraction
+        self._rng = rng or random.Random()
+
+    def drop(self) -> bool:
+        return self.fraction > 0.0 and self._rng.random() < self.fraction
 
 
 @dataclass(kw_only=True, slots=True)
@@ -81,6 +101,7 @@ class Forwarder:
         request_keyframe: Callable[[int], Awaitable[None]],
         now: Callable[[], float],
         cache_packets: int = 600,
+        loss: PacketLoss | None = None,
     ) -> None:
         self.kind = kind
         self.mime_type = mime_type.lower()
@@ -92,6 +113,7 @@ class Forwarder:
         self._counters = counters
         self._request_keyframe = request_keyframe
         self._now = now
+        self._loss = loss
         self.last_packet_at = now()
         self._cache: list[RtpPacket] = []
         self._cache_limit = cache_packets
@@ -187,6 +209,9 @@ class Forwarder:
     async def _send(self, down: Downstream, packet: RtpPacket) -> None:
         out = down.rewrite(packet)
         if out is None:
+            return
+        if self._loss is not None and self._loss.drop():
+            self._counters.simulated_drops += 1
             return
         try:
             sent = await down.port.send(out)

@@ -36,7 +36,7 @@ from media.calls_api import (
 )
 
 from .config import SfuConfig
-from .forwarder import Counters, Forwarder
+from .forwarder import Counters, Forwarder, PacketLoss
 from .guards import Mutation
 from .lifecycle import Lifecycle
 from .sdp_check import check_sdp
@@ -63,6 +63,7 @@ class CallsService:
         self.lifecycle = Lifecycle(self)
         self._counters = counters
         self._now = now
+        self._loss = PacketLoss(config.simulate_loss) if config.simulate_loss else None
 
     # --- sessions --------------------------------------------------------------------------------------------
     async def new_session(self, offer: SessionDescription | None) -> tuple[str, SessionDescription | None]:
@@ -271,6 +272,7 @@ class CallsService:
             counters=self._counters,
             on_state=self.lifecycle.on_connection_state,
             now=self._now,
+            loss=self._loss,
         )
         self.peers[record.session_id] = peer
         return peer

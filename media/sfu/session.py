@@ -15,7 +15,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from . import aiortc_glue
 from .codecs import negotiated_codec, preferences_for
-from .forwarder import Counters, Downstream, Forwarder
+from .forwarder import Counters, Downstream, Forwarder, PacketLoss
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class PeerSession:
         counters: Counters,
         on_state: Callable[[PeerSession, str], None],
         now: Callable[[], float],
+        loss: PacketLoss | None = None,
     ) -> None:
         self.session_id = session_id
         self.pc: RTCPeerConnection | None = None
@@ -55,6 +56,7 @@ class PeerSession:
         self._counters = counters
         self._on_state = on_state
         self._now = now
+        self._loss = loss
         self.connected = asyncio.Event()
         self._pending: list[Subscription] = []
         self._closed = False
@@ -127,6 +129,7 @@ class PeerSession:
             counters=self._counters,
             request_keyframe=request_keyframe,
             now=self._now,
+            loss=self._loss,
         )
         self.publications[mid] = forwarder
         aiortc_glue.tap_receiver(receiver, forwarder.on_packet)

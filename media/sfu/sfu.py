@@ -44,6 +44,7 @@ class EmbeddedSFU:
             'forwarded_bytes': c.bytes_out,
             'keyframe_requests': c.keyframe_requests,
             'keyframe_cache_replays': c.cache_replays,
+            'simulated_drops': c.simulated_drops,
         }
 
     async def close(self) -> None:

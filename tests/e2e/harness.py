@@ -25,6 +25,7 @@ SCRUBBED = (
     'TURN_SERVICE_ID',
     'TURN_SERVICE_TOKEN',
     'SFU_ICE_HOSTS',
+    'SFU_SIMULATE_LOSS',
     'ICE_SERVERS',
     'HOST',
     'PORT',

@@ -21,6 +21,7 @@ VARIABLES = (
     'SFU_APP_ID',
     'SFU_APP_SECRET',
     'SFU_ICE_HOSTS',
+    'SFU_SIMULATE_LOSS',
     'ICE_SERVERS',
     'STORAGE_SECRET',
 )
@@ -128,3 +129,31 @@ def test_ice_settings_accept_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     ]
     monkeypatch.setenv('ICE_SERVERS', '[{"urls": "turn:t.example", "username": "u", "credential": "c"}]')
     assert load_settings(tmp_path).ice_servers == [{'urls': ['turn:t.example'], 'username': 'u', 'credential': 'c'}]
+
+
+def test_simulated_loss_is_off_by_default_and_accepts_a_fraction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings(tmp_path).sfu_simulate_loss == 0.0
+    for value, expected in (('0', 0.0), ('0.08', 0.08), ('0.5', 0.5), ('', 0.0)):
+        monkeypatch.setenv('SFU_SIMULATE_LOSS', value)
+        assert load_settings(tmp_path).sfu_simulate_loss == expected
+
+
+@pytest.mark.parametrize('value', ['8%', '8', '0.51', '-0.1', 'nan', 'inf', 'lots'])
+def test_simulated_loss_outside_0_to_half_is_refused_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv('SFU_SIMULATE_LOSS', value)
+    with pytest.raises(SettingsError, match=r'SFU_SIMULATE_LOSS: must be a fraction of packets from 0 to 0\.5'):
+        load_settings(tmp_path)
+
+
+def test_simulated_loss_is_refused_with_cloudflare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv('CALLS_APP_ID', 'abc')
+    monkeypatch.setenv('CALLS_APP_SECRET', 'secret')
+    monkeypatch.setenv('SFU_SIMULATE_LOSS', '0.1')
+    with pytest.raises(SettingsError, match='SFU_SIMULATE_LOSS works only with the embedded SFU'):
+        load_settings(tmp_path)
+    monkeypatch.setenv('SFU_SIMULATE_LOSS', '0')
+    assert load_settings(tmp_path).uses_cloudflare
