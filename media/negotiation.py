@@ -119,10 +119,17 @@ class PageMedia:
             if failed or response.session_description is None:
                 reason = failed[0].error_description if failed else 'no answer'
                 raise NegotiationError(f'Publishing failed: {reason}')
-            await self.driver.apply_push_answer(response.session_description.sdp)
+            # Watch the byte counters from the moment the answer goes out: one browser round trip less before the
+            # tracks are announced (the watch only reads stats, so it may run outside the session's lock).
+            watching = asyncio.ensure_future(self.driver.wait_sending(keys, self.sending_timeout))
+            try:
+                await self.driver.apply_push_answer(response.session_description.sdp)
+            except BaseException:
+                watching.cancel()
+                raise
             for key in keys:
                 self._push_mids[key] = offer.mids[key]
-        sending = await self.driver.wait_sending(keys, self.sending_timeout)
+        sending = await watching
         locators = {key: TrackLocator(session_id=session_id, track_name=names[key]) for key in keys}
         if missing := [key for key in keys if key not in sending and key in self._push_mids]:
             log.warning(
