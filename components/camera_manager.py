@@ -188,6 +188,7 @@ class CameraManager:
             problem = await self.call.publish(LocalTrack(key=key, source='camera', device_id=device_id))
         finally:
             self.busy.discard(device_id)
+            self.refresh()  # also after a failure: the button must not keep spinning
         if problem:
             ui.notify(f'Could not add {device["label"]}: {problem}', type='negative')
         await self.load_devices()  # labels become visible once a camera was opened
@@ -211,7 +212,7 @@ class CameraManager:
             await self.call.unpublish(key)
         finally:
             self.busy.discard(track.device_id or key)
-        self.refresh()
+            self.refresh()  # also after a failure (the browser did not answer): the button must not keep spinning
 
     async def set_enabled(self, key: str, enabled: bool) -> None:
         track = self.call.local.get(key)
