@@ -199,7 +199,10 @@ export class MediaClient {
       const entry = this.local.get(key);
       if (entry && entry.transceiver) {
         mids[key] = entry.transceiver.mid;
-        entry.transceiver.stop();
+        // Inactive rather than stopped, as for pulls: Chromium recycles a stopped m-line for the next camera under
+        // a new mid, which the embedded SFU (aiortc) does not follow. The slot is not reused; a new one is added.
+        entry.transceiver.sender.replaceTrack(null);
+        entry.transceiver.direction = 'inactive';
         this.detach(entry);
       }
     }

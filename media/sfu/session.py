@@ -16,6 +16,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from . import aiortc_glue
 from .codecs import negotiated_codec, preferences_for
 from .forwarder import Counters, Downstream, Forwarder, PacketLoss
+from .sdp_rejected import mark_rejected, rejected_mids
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class PeerSession:
         self.pc: RTCPeerConnection | None = None
         self.publications: dict[str, Forwarder] = {}  # by mid
         self.subscriptions: dict[str, Subscription] = {}  # by mid
+        self.rejected_mids: set[str] = set()  # stopped by the client: rejected in every SDP we send from now on
         self._ice_servers = ice_servers
         self._counters = counters
         self._on_state = on_state
@@ -88,13 +90,14 @@ class PeerSession:
             raise SdpError(str(exc) or type(exc).__name__) from exc
         await pc.setLocalDescription(await pc.createAnswer())
         mids = [t.mid for t in pc.getTransceivers() if t.mid is not None]
-        return _crlf(pc.localDescription.sdp), mids
+        self.rejected_mids |= rejected_mids(offer_sdp)
+        return _crlf(mark_rejected(pc.localDescription.sdp, self.rejected_mids)), mids
 
     async def offer(self) -> str:
         """Create and set an SFU offer covering every transceiver."""
         pc = self._ensure_pc()
         await pc.setLocalDescription(await pc.createOffer())
-        return _crlf(pc.localDescription.sdp)
+        return _crlf(mark_rejected(pc.localDescription.sdp, self.rejected_mids))
 
     async def accept_answer(self, answer_sdp: str) -> None:
         pc = self._ensure_pc()

@@ -167,11 +167,6 @@ def test_a_camera_that_sends_nothing_is_explained(new_page) -> None:  # type: ig
     expect(tech.locator(TILE)).to_have_count(1)  # the depth camera never became a tile
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='the embedded SFU answers a push close with the stopped mid still in BUNDLE, which Chromium rejects '
-    '(docs/benchmarks.md, section 4)',
-)
 def test_a_removed_camera_can_be_added_again(new_page) -> None:  # type: ignore[no-untyped-def]
     room = 'stations-remove'
     hospital: Page = new_page()
