@@ -4,7 +4,6 @@ audio both ways, and the hospital leaving."""
 import re
 import time
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import save_screenshot
