@@ -14,6 +14,7 @@ from components.call import Call, LocalTrack
 from components.media_session import MediaSession
 from components.testid import testid
 from components.video_tile import TileView, VideoTile
+from media.negotiation import NegotiationError
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class CameraManager:
     async def load_devices(self) -> None:
         try:
             self.devices = await self.session.list_devices()
-        except TimeoutError:
+        except (TimeoutError, NegotiationError):
             return
         self.refresh()
 
@@ -164,7 +165,7 @@ class CameraManager:
             return
         try:
             late = await self.call.media.confirm_sending(RECHECK_WAIT)
-        except TimeoutError:  # the browser did not answer in time; the next tick asks again
+        except (TimeoutError, NegotiationError):  # the browser did not answer; the next tick asks again
             return
         for key in late:
             track = self.call.local.get(key)

@@ -29,8 +29,15 @@ export default {
     this.client.close();
   },
   methods: {
-    call(method, ...args) {
-      return this.client[method](...args);
+    // A failing method answers {__error__} instead of throwing: a thrown error never reaches Python, which would
+    // only notice after its run_method timeout.
+    async call(method, ...args) {
+      try {
+        return await this.client[method](...args);
+      } catch (error) {
+        console.error(`orange media: ${method} failed`, error);
+        return { __error__: `${method}: ${(error && error.message) || error}` };
+      }
     },
   },
 };

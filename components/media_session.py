@@ -7,7 +7,7 @@ from typing import Any
 from nicegui import ui
 
 from components.media_caps import MediaCaps
-from media.negotiation import PushOffer
+from media.negotiation import NegotiationError, PushOffer
 
 JS_MODULES = {'orange-media': 'js'}
 CAPTURE_TIMEOUT = 20.0  # getUserMedia may wait on a permission prompt
@@ -23,7 +23,10 @@ class MediaSession(ui.element, component='media_session.js', esm=JS_MODULES):
         self._props['iceServers'] = ice_servers
 
     async def _call(self, method: str, *args: Any, timeout: float = NEGOTIATION_TIMEOUT) -> Any:
-        return await self.run_method('call', method, *args, timeout=timeout)
+        result = await self.run_method('call', method, *args, timeout=timeout)
+        if isinstance(result, dict) and '__error__' in result:
+            raise NegotiationError(f'The browser could not complete {result["__error__"]}')
+        return result
 
     # capture
     async def open_local(self, key: str, source: str, device_id: str | None = None) -> dict[str, Any]:
@@ -52,7 +55,9 @@ class MediaSession(ui.element, component='media_session.js', esm=JS_MODULES):
     # MediaDriver
     async def create_push_offer(self, keys: list[str]) -> PushOffer:
         result = await self._call('createPushOffer', keys)
-        return PushOffer(sdp=str(result['sdp']), mids={str(k): str(v) for k, v in result['mids'].items()})
+        if not isinstance(result, dict):
+            raise NegotiationError('The page did not answer (closed or reloading).')
+        return PushOffer(sdp=_sdp(result.get('sdp')), mids={str(k): str(v) for k, v in result['mids'].items()})
 
     async def apply_push_answer(self, sdp: str) -> None:
         await self._call('applyPushAnswer', sdp)
@@ -63,13 +68,13 @@ class MediaSession(ui.element, component='media_session.js', esm=JS_MODULES):
 
     async def create_push_close_offer(self, keys: list[str]) -> str:
         result = await self._call('createPushCloseOffer', keys)
-        return str(result['sdp'])
+        return _sdp(result.get('sdp') if isinstance(result, dict) else None)
 
     async def answer_pull(self, offer_sdp: str, mids: dict[str, str]) -> str:
-        return str(await self._call('answerPull', offer_sdp, mids))
+        return _sdp(await self._call('answerPull', offer_sdp, mids))
 
     async def create_pull_close_offer(self, mids: list[str]) -> str:
-        return str(await self._call('createPullCloseOffer', mids))
+        return _sdp(await self._call('createPullCloseOffer', mids))
 
     async def apply_pull_answer(self, sdp: str) -> None:
         await self._call('applyPullAnswer', sdp)
@@ -85,3 +90,10 @@ class MediaSession(ui.element, component='media_session.js', esm=JS_MODULES):
 
     async def stats(self) -> dict[str, Any]:
         return dict(await self._call('stats') or {})
+
+
+def _sdp(value: Any) -> str:
+    """The SDP a browser method returned; a page that went away mid-call returns nothing, which must not be sent."""
+    if not isinstance(value, str) or not value.startswith('v=0'):
+        raise NegotiationError('The page did not answer with a session description (closed or reloading).')
+    return value
