@@ -29,7 +29,7 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
         if admission is None:
             return
         room_name = admission.room_name
-        with frame(f'{room_name} · technician station'):
+        with frame(f'{room_name} · technician station', wide=True):
             media = RoomMedia.join(admission, registry=registry, backend=backend, caps=caps)
             with ui.row().classes('w-full items-center gap-3'):
                 ui.icon('monitor_heart', color='orange-8').classes('text-2xl')
@@ -40,8 +40,9 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
                 ui.label('Waiting for a hospital station to join…').classes('text-lg text-gray-600 py-16 self-center'),
                 'technician-empty',
             )
-            grid = testid(ui.element('div'), 'feed-grid').classes('grid gap-3 w-full grid-cols-1 md:grid-cols-2')
+            grid = testid(ui.element('div'), 'feed-grid').classes('grid gap-3 w-full mx-auto pb-20')
             audio_box = ui.element('div').classes('hidden')
+        with ui.footer().classes('bg-white/90 shadow-inner py-3'):  # always in reach, however many cameras
             with ui.row().classes('w-full justify-center gap-3'):
                 mic = testid(ui.button(icon='mic').props('round'), 'toggle-mic').tooltip('Microphone on/off')
                 cam = testid(ui.button(icon='videocam').props('round'), 'toggle-camera').tooltip('Camera on/off')
@@ -92,6 +93,7 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
             empty.set_visibility(not wanted)
             if state['maximised'] not in wanted:
                 state['maximised'] = None
+            grid.style(replace=fit_in_view(len(wanted), maximised=state['maximised'] is not None))
             for store, box in ((tiles, grid), (audios, audio_box)):
                 for key in [k for k in store if k not in (wanted if store is tiles else sounds)]:
                     box.remove(store.pop(key))
@@ -122,3 +124,17 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
             render()
 
         media.when_ready(start)
+
+
+def fit_in_view(count: int, *, maximised: bool) -> str:
+    """Grid style that shows every camera at once without scrolling: columns by count, and a width that lets the
+    rows of 16:9 tiles fit between the header and the control bar (about 220 px of the window's height)."""
+    columns = 1 if count <= 1 else 2 if count <= 4 else 3 if count <= 9 else 4
+    rows = max(-(-count // columns), 1)
+    style = f'grid-template-columns: repeat({columns}, minmax(0, 1fr));'
+    if maximised:  # the maximised tile spans the row; the page may scroll
+        return style
+    return (
+        style
+        + f' max-width: calc((100vh - 220px - {rows - 1} * 12px) / {rows} * 16 / 9 * {columns} + {columns - 1} * 12px);'
+    )
