@@ -32,6 +32,7 @@ from playwright.sync_api import Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from bench.common import loadavg, machine_cpu_busy, network_note, percentile, reexec_in_loopback_netns, summary
+from bench.join_time import open_room
 
 # Imported at run time so that `mypy bench` does not type-check the e2e harness with it (as bench.browser_latency).
 harness: Any = importlib.import_module('tests.e2e.harness')
@@ -101,11 +102,7 @@ CALLS_LOG = re.compile(r'^(\S+ \S+),(\d{3}) INFO httpx: HTTP Request: \S+ \S+/(t
 
 def enter(page: Page, name: str, station: str) -> None:
     """Home → lobby → the station's page, as a person does."""
-    page.goto('/')
-    page.get_by_test_id('display-name').fill(name)
-    page.get_by_test_id('room-name').fill(ROOM)
-    page.get_by_test_id('join-room').click()
-    page.get_by_test_id('room-title').wait_for()
+    open_room(page, ROOM, name)
     page.get_by_test_id(f'join-{station}').click()
     page.wait_for_url(f'**/{ROOM}/{station}')
 

@@ -14,6 +14,7 @@ class ParticipantList:
 
     def __init__(self, call: Call) -> None:
         self.call = call
+        self._shown: tuple[tuple[str, str, bool, bool, bool], ...] | None = None
         with ui.dialog() as self.mute_dialog, ui.card():
             self.mute_title = ui.label().classes('text-lg font-semibold')
             ui.label('They will need to unmute themselves to be heard again.')
@@ -38,7 +39,12 @@ class ParticipantList:
         return [me, *sorted(visible_participants(me, self.call.room), key=lambda p: p.name.casefold())]
 
     def refresh(self) -> None:
+        """Rebuild the rows, but only when something they show changed (renders also follow every video change)."""
         people = self.people()
+        shown = tuple((p.id, p.name, p.speaking, p.raised_hand, p.mic is not None and p.mic.enabled) for p in people)
+        if shown == self._shown:
+            return
+        self._shown = shown
         self.title.text = f'{len(people)} in the meeting'
         self.rows.clear()
         with self.rows:
