@@ -173,6 +173,12 @@ class Call:
             self._set_speaking(False)
         return None
 
+    def announce(self, key: str) -> None:
+        """Tell the room about local track `key` as it is now (e.g. a silent camera that started sending)."""
+        track = self.local.get(key)
+        if track is not None:
+            self._announce(track, self.media.pushed.get(key))
+
     def rename(self, key: str, label: str) -> str | None:
         """Change the label others see on a local track's tile (hospital cameras); returns an error message or None."""
         track = self.local.get(key)

@@ -168,10 +168,7 @@ class CameraManager:
         except (TimeoutError, NegotiationError):  # the browser did not answer; the next tick asks again
             return
         for key in late:
-            track = self.call.local.get(key)
-            if track is not None:
-                # NOTE: Call has no "announce again"; renaming to the same label announces media.pushed's locator.
-                self.call.rename(key, track.label)
+            self.call.announce(key)
         if late:
             self.refresh()
 
