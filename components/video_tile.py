@@ -23,6 +23,11 @@ class TileView:
     fit: str = 'cover'  # 'contain' for screens: never crop a shared document
 
 
+def grid_columns(count: int) -> int:
+    """Columns for a grid of `count` tiles: 1, then 2 up to four tiles, 3 up to nine, else 4."""
+    return 1 if count <= 1 else 2 if count <= 4 else 3 if count <= 9 else 4
+
+
 class VideoTile(ui.element, component='video_tile.js', esm=JS_MODULES):
     """Shows the track published under `video_key` (e.g. `remote:<tile>` or `local:camera`) in the trackStore."""
 

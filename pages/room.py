@@ -11,7 +11,7 @@ from components.call import Call, LocalTrack
 from components.media_caps import MediaCaps
 from components.participant_list import ParticipantList
 from components.testid import testid
-from components.video_tile import TileView, VideoTile
+from components.video_tile import TileView, VideoTile, grid_columns
 from components.viewport import Viewport
 from media.backend import MediaBackend
 from pages.frame import frame
@@ -252,10 +252,8 @@ def _grid(columns: int, extra: str) -> str:
 
 
 def _columns(count: int, width: float) -> int:
-    """1 column for one tile or a narrow window, 2 for up to four tiles, else 3 (the stage holds at most 9)."""
-    if count <= 1 or width < NARROW_PX:
-        return 1
-    return 2 if count <= 4 else 3
+    """One column on a narrow window, else by count (the stage holds at most 9)."""
+    return 1 if width < NARROW_PX else grid_columns(count)
 
 
 def _on(call: Call, key: str) -> bool:

@@ -8,7 +8,7 @@ from nicegui import ui
 from components.call import LocalTrack
 from components.media_caps import MediaCaps
 from components.testid import testid
-from components.video_tile import TileView, VideoTile
+from components.video_tile import TileView, VideoTile, grid_columns
 from media.backend import MediaBackend
 from pages.frame import frame
 from pages.in_room import RoomMedia, admit
@@ -129,7 +129,7 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
 def fit_in_view(count: int, *, maximised: bool) -> str:
     """Grid style that shows every camera at once without scrolling: columns by count, and a width that lets the
     rows of 16:9 tiles fit between the header and the control bar (about 220 px of the window's height)."""
-    columns = 1 if count <= 1 else 2 if count <= 4 else 3 if count <= 9 else 4
+    columns = grid_columns(count)
     rows = max(-(-count // columns), 1)
     style = f'grid-template-columns: repeat({columns}, minmax(0, 1fr));'
     if maximised:  # the maximised tile spans the row; the page may scroll
