@@ -17,6 +17,8 @@ from starlette.routing import Route
 from media.calls_api import (
     DECODING_ERROR,
     INVALID_PARAMS,
+    MAX_TRACKS_PER_REQUEST,
+    PAYLOAD_TOO_LARGE,
     CallsApiError,
     CallsModel,
     CallsResponse,
@@ -45,6 +47,8 @@ logger = logging.getLogger(__name__)
 M = TypeVar('M', bound=CallsModel)
 Handler = Callable[[Request], Awaitable[Response]]
 HEADERS = {'vary': 'Origin'}
+# A body carries at most one SDP (bounded at 128 KB by sdp_check) plus a list of at most MAX_TRACKS_PER_REQUEST items.
+MAX_BODY_BYTES = 256 * 1024
 
 
 def create_app(service: CallsService) -> Starlette:
@@ -65,22 +69,22 @@ def create_app(service: CallsService) -> Starlette:
         return endpoint
 
     async def new_session(request: Request, _: str) -> Response:
-        body = await request.body()
+        body = await _body(request)
         offer = None if not body.strip() else _decode(body, NewSessionRequest).session_description
         session_id, answer = await service.new_session(offer)
         return _json(NewSessionResponse(session_id=session_id, session_description=answer), 201)
 
     async def new_tracks(request: Request, sid: str) -> CallsResponse:
-        return await service.new_tracks(sid, _decode(await request.body(), TracksRequest))
+        return await service.new_tracks(sid, _decode(await _body(request), TracksRequest))
 
     async def renegotiate(request: Request, sid: str) -> CallsResponse:
-        return await service.renegotiate(sid, _decode(await request.body(), RenegotiateRequest))
+        return await service.renegotiate(sid, _decode(await _body(request), RenegotiateRequest))
 
     async def close_tracks(request: Request, sid: str) -> CallsResponse:
-        return await service.close_tracks(sid, _decode(await request.body(), CloseTracksRequest))
+        return await service.close_tracks(sid, _decode(await _body(request), CloseTracksRequest))
 
     async def update_tracks(request: Request, sid: str) -> CallsResponse:
-        return await service.update_tracks(sid, _decode(await request.body(), UpdateTracksRequest))
+        return await service.update_tracks(sid, _decode(await _body(request), UpdateTracksRequest))
 
     async def get_session(_: Request, sid: str) -> CallsResponse:
         record = service.session(sid)
@@ -103,7 +107,7 @@ def create_app(service: CallsService) -> Starlette:
     async def turn(request: Request) -> Response:
         async def run() -> Response:
             _authorize(request, config.app_secret)
-            body = await request.body()
+            body = await _body(request)
             if body.strip():
                 _decode(body, GenerateIceServersRequest)
             servers = [IceServer(urls=s.urls, username=s.username, credential=s.credential) for s in config.ice_servers]
@@ -155,14 +159,46 @@ def _authorize(request: Request, secret: str) -> None:
         raise UnauthorizedError('App Secret not accepted')
 
 
+async def _body(request: Request) -> bytes:
+    """The request body, refused with 413 payload_too_large past ``MAX_BODY_BYTES`` (by Content-Length, or while
+    reading a body sent without one) so that nobody can make the SFU buffer megabytes."""
+    declared = request.headers.get('content-length')
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b''.join(chunks)
+
+
+def _too_large() -> InvalidRequestError:
+    return InvalidRequestError(
+        f'Request body larger than {MAX_BODY_BYTES} bytes', status=413, error_code=PAYLOAD_TOO_LARGE
+    )
+
+
 def _decode(body: bytes, model: type[M]) -> M:
     """Parse a JSON body whatever its Content-Type; 400 decoding_error naming the bad fields."""
     try:
         data: Any = json.loads(body or b'null')
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: `[` nested thousands deep
         raise InvalidRequestError('Body is not valid JSON', error_code=DECODING_ERROR) from None
     try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        fields = ','.join('.'.join(str(p) for p in e['loc']) or 'body' for e in exc.errors())
+        decoded = model.model_validate(data)
+    except (ValidationError, RecursionError) as exc:
+        fields = (
+            ','.join('.'.join(str(p) for p in e['loc']) or 'body' for e in exc.errors())
+            if isinstance(exc, ValidationError)
+            else 'body'
+        )
         raise InvalidRequestError(f'Body JSON validation error: {fields}', error_code=DECODING_ERROR) from None
+    for items in (getattr(decoded, 'tracks', None), getattr(decoded, 'data_channels', None)):
+        if isinstance(items, list) and len(items) > MAX_TRACKS_PER_REQUEST:
+            raise InvalidRequestError(
+                f'Too many items in one request (at most {MAX_TRACKS_PER_REQUEST})', error_code=INVALID_PARAMS
+            )
+    return decoded
