@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from components.media_caps import MediaCaps
 from media.backend import MediaBackend, MediaBackendConfig, create_backend
-from pages import health, home, hospital, lobby, room, technician
+from pages import browser_log, health, home, hospital, lobby, room, technician
 from rooms import RoomRegistry
 from settings import Settings, SettingsError, load_settings
 
@@ -36,6 +36,7 @@ def build(settings: Settings) -> MediaBackend:
         app.mount('/sfu/v1', backend.sfu.asgi_app)  # the embedded SFU's Calls API, for other Calls clients
     registry = RoomRegistry()
     app.state.rooms = registry  # the one registry, for tests that put people in a room directly
+    browser_log.install()
     health.register(backend.kind)
     home.register()
     room.register(registry, backend, caps)

@@ -1,0 +1,47 @@
+"""Token buckets for what browsers send (log lines, events): pure, the caller passes ``now`` (monotonic seconds)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(kw_only=True, slots=True)
+class TokenBucket:
+    """Allows bursts of ``burst`` and ``rate`` per second on average; ``take`` says whether one more may pass."""
+
+    rate: float
+    burst: float
+    tokens: float = -1.0
+    updated: float = 0.0
+
+    def take(self, now: float) -> bool:
+        if self.tokens < 0:  # first use: full
+            self.tokens, self.updated = self.burst, now
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass(kw_only=True, slots=True)
+class BucketMap:
+    """One bucket per key (a client, a participant), at most ``max_keys`` of them: the least recently used goes."""
+
+    rate: float
+    burst: float
+    max_keys: int = 10_000
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+
+    def take(self, key: str, now: float) -> bool:
+        bucket = self.buckets.pop(key, None)
+        if bucket is None:
+            bucket = TokenBucket(rate=self.rate, burst=self.burst)
+            while len(self.buckets) >= self.max_keys:
+                del self.buckets[next(iter(self.buckets))]
+        self.buckets[key] = bucket  # re-inserted: dict order is recency
+        return bucket.take(now)
+
+    def forget(self, key: str) -> None:
+        self.buckets.pop(key, None)

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from rooms.limits import BucketMap, TokenBucket
+
+
+def test_a_bucket_allows_its_burst_then_its_rate() -> None:
+    bucket = TokenBucket(rate=2.0, burst=3.0)
+    assert [bucket.take(0.0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.take(0.25) is False  # half a token
+    assert bucket.take(0.5) is True  # one token after 0.5 s at 2/s
+    assert bucket.take(0.5) is False
+    assert [bucket.take(100.0) for _ in range(4)] == [True, True, True, False]  # refills only up to the burst
+
+
+def test_a_clock_going_backwards_adds_nothing() -> None:
+    bucket = TokenBucket(rate=1.0, burst=1.0)
+    assert bucket.take(10.0) is True
+    assert bucket.take(5.0) is False
+
+
+def test_bucket_map_keeps_keys_apart_and_bounded() -> None:
+    buckets = BucketMap(rate=1.0, burst=1.0, max_keys=3)
+    assert buckets.take('a', 0.0) is True
+    assert buckets.take('a', 0.0) is False
+    assert buckets.take('b', 0.0) is True  # another key has its own bucket
+    for key in ('c', 'd', 'e'):
+        buckets.take(key, 0.0)
+    assert len(buckets.buckets) == 3
+    assert 'a' not in buckets.buckets  # the least recently used went
+    buckets.forget('e')
+    assert 'e' not in buckets.buckets
