@@ -113,4 +113,8 @@ class RoomRegistry:
                 callback(change)
             except Exception:
                 # One broken page must not keep the others from updating.
-                log.exception('room subscriber %r failed on %s', callback, change)
+                # Never the subscriber's repr: a page's Call holds room state (names, sessions, tracks).
+                name = getattr(callback, '__qualname__', type(callback).__name__)
+                log.exception(
+                    'room=%s: subscriber %s failed on %s of %s', change.room, name, change.kind, change.participant_id
+                )

@@ -188,3 +188,22 @@ def test_expire_all() -> None:
     assert registry.names() == ['mri', 'ct']  # xray emptied and unwatched: dropped; ct is still watched
     assert [p.id for p in registry.expire_all(30.0, timeout=5.0)['mri']] == ['t']
     assert registry.names() == ['ct']
+
+
+def test_a_failing_subscriber_is_logged_without_its_state(caplog: pytest.LogCaptureFixture) -> None:
+    class Page:
+        secret = 'session-4f1c Ward 11 track-names'
+
+        def __repr__(self) -> str:
+            return self.secret
+
+        def changed(self, change: object) -> None:
+            raise RuntimeError('boom')
+
+    registry = RoomRegistry()
+    page = Page()
+    registry.subscribe('mri', page.changed)
+    with caplog.at_level(logging.ERROR):
+        registry.get_or_create('mri').join('x', 'X', Role.REGULAR, now=0.0)
+    assert 'Page.changed' in caplog.text and 'room=mri' in caplog.text
+    assert Page.secret not in caplog.text
