@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -12,15 +13,24 @@ from pathlib import Path
 
 from nicegui import app, background_tasks, ui
 from pydantic import SecretStr
+from starlette.middleware.sessions import SessionMiddleware
 
 from components.media_caps import MediaCaps
 from media.backend import MediaBackend, MediaBackendConfig, create_backend
-from pages import browser_log, health, home, hospital, lobby, room, technician
+from pages import browser_log, health, home, hospital, in_room, lobby, room, technician
+from pages.web_guard import WebGuard
 from rooms import RoomRegistry
 from settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger('orange')
 EXPIRY_INTERVAL = 5.0
+# How long NiceGUI keeps a page whose websocket is gone (Wi-Fi roaming, a laptop lid): the page, its room participant
+# and its cameras survive a blip this long; NiceGUI's default of 3 s made every blip a reload as a new participant.
+RECONNECT_TIMEOUT = 30.0
+# Pages heartbeat for themselves and the server heartbeats for every page whose NiceGUI client exists
+# (pages.in_room.keep_alive), so expiry only removes what no live client accounts for; it must never undercut the
+# reconnect timeout.
+EXPIRY_TIMEOUT = RECONNECT_TIMEOUT + 15.0
 
 
 def build(settings: Settings) -> MediaBackend:
@@ -32,8 +42,14 @@ def build(settings: Settings) -> MediaBackend:
         simulcast=settings.experimental_simulcast_enabled,
     )
     backend = create_backend(backend_config(settings))
-    if backend.sfu is not None:
-        app.mount('/sfu/v1', backend.sfu.asgi_app)  # the embedded SFU's Calls API, for other Calls clients
+    # Session cookies are Secure under TLS; the guard wraps everything, the session middleware included, so that the
+    # embedded SFU's Calls API at /sfu/v1 answers without NiceGUI's cookie (ui.run finds this middleware and keeps it).
+    app.add_middleware(
+        SessionMiddleware, secret_key=storage_secret(settings), https_only=settings.tls_enabled, same_site='lax'
+    )
+    app.add_middleware(
+        WebGuard, sfu_app=backend.sfu.asgi_app if backend.sfu is not None else None, sfu_access=settings.sfu_api
+    )
     registry = RoomRegistry()
     app.state.rooms = registry  # the one registry, for tests that put people in a room directly
     browser_log.install()
@@ -43,6 +59,7 @@ def build(settings: Settings) -> MediaBackend:
     hospital.register(registry, backend, caps)
     technician.register(registry, backend, caps)
     lobby.register(registry, caps)
+    in_room.register_page_closed()
     app.on_startup(lambda: announce(settings))
     app.on_startup(lambda: background_tasks.create(expire_loop(registry), name='heartbeat expiry'))
     app.on_shutdown(backend.close)
@@ -53,7 +70,7 @@ async def expire_loop(registry: RoomRegistry) -> None:
     """Remove participants whose page stopped sending heartbeats (their pages then close their tracks)."""
     while True:
         await asyncio.sleep(EXPIRY_INTERVAL)
-        for room_name, removed in registry.expire_all(time.time()).items():
+        for room_name, removed in registry.expire_all(time.monotonic(), EXPIRY_TIMEOUT).items():
             for participant in removed:
                 log.info(
                     'room=%s: %s (%s) missed heartbeats and was removed', room_name, participant.name, participant.id
@@ -66,14 +83,16 @@ def backend_config(settings: Settings) -> MediaBackendConfig:
     def reveal(value: SecretStr | None) -> str | None:
         return value.get_secret_value() if value is not None else None
 
+    sfu_app_id, sfu_app_secret = sfu_credentials(settings)
+
     return MediaBackendConfig(
         calls_app_id=settings.calls_app_id,
         calls_app_secret=reveal(settings.calls_app_secret),
         calls_api_url=settings.calls_api_url,
         turn_service_id=settings.turn_service_id,
         turn_service_token=reveal(settings.turn_service_token),
-        sfu_app_id=settings.sfu_app_id,
-        sfu_app_secret=settings.sfu_app_secret.get_secret_value(),
+        sfu_app_id=sfu_app_id,
+        sfu_app_secret=sfu_app_secret,
         sfu_ice_hosts=settings.sfu_ice_hosts,
         sfu_simulate_loss=settings.sfu_simulate_loss,
         ice_servers=settings.ice_servers,
@@ -88,15 +107,18 @@ def announce(settings: Settings) -> None:
     log.info('Media: %s', 'Cloudflare Realtime SFU' if settings.uses_cloudflare else 'embedded SFU (no cloud account)')
     if not settings.uses_cloudflare:
         log.info(
-            'Embedded SFU Calls API: %s://%s:%d/sfu/v1/apps/%s', scheme, shown_host, settings.port, settings.sfu_app_id
+            'Embedded SFU Calls API: %s://%s:%d/sfu/v1/apps/%s',
+            scheme,
+            shown_host,
+            settings.port,
+            sfu_credentials(settings)[0],
         )
         if settings.sfu_app_id_generated:
-            # A random, per-run credential (not a configured secret): shown so other Calls clients can use this SFU.
-            print(
-                f'Embedded SFU credentials for this run: SFU_APP_ID={settings.sfu_app_id} '
-                f'SFU_APP_SECRET={settings.sfu_app_secret.get_secret_value()}',
-                flush=True,
+            log.info(
+                'Embedded SFU credentials (generated, kept for the next start): %s (readable by this user only)',
+                credentials_path(),
             )
+        log.info('Embedded SFU Calls API access: SFU_API=%s', settings.sfu_api)
     if settings.sfu_simulate_loss:
         log.warning(
             'SFU_SIMULATE_LOSS=%s: the embedded SFU drops %.1f %% of forwarded packets (diagnostics only)',
@@ -110,6 +132,29 @@ def announce(settings: Settings) -> None:
         )
 
 
+def credentials_path() -> Path:
+    return Path(os.environ.get('NICEGUI_STORAGE_PATH', '.nicegui')) / 'sfu-credentials.json'
+
+
+def sfu_credentials(settings: Settings) -> tuple[str, str]:
+    """The embedded SFU's app id and secret: configured, or generated once into a 0600 file (never printed)."""
+    if not settings.sfu_app_id_generated:
+        return settings.sfu_app_id, settings.sfu_app_secret.get_secret_value()
+    path = credentials_path()
+    try:
+        kept = json.loads(path.read_text())
+        return str(kept['SFU_APP_ID']), str(kept['SFU_APP_SECRET'])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = {'SFU_APP_ID': settings.sfu_app_id, 'SFU_APP_SECRET': settings.sfu_app_secret.get_secret_value()}
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, 'w') as file:
+        json.dump(values, file)
+    path.chmod(0o600)
+    return values['SFU_APP_ID'], values['SFU_APP_SECRET']
+
+
 def storage_secret(settings: Settings) -> str:
     """The secret that signs NiceGUI's per-browser storage; kept across restarts so display names survive."""
     if settings.storage_secret is not None:
@@ -119,8 +164,9 @@ def storage_secret(settings: Settings) -> str:
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(32)
-    path.write_text(value)
-    path.chmod(0o600)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # 0600 from the start
+    with os.fdopen(descriptor, 'w') as file:
+        file.write(value)
     return value
 
 
@@ -138,6 +184,7 @@ def main() -> None:
         title='Orange Telehealth',
         favicon='🍊',
         reload=False,
+        reconnect_timeout=RECONNECT_TIMEOUT,
         show=False,
         show_welcome_message=False,
         storage_secret=storage_secret(settings),

@@ -11,7 +11,7 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -19,6 +19,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_CALLS_API_URL = 'https://rtc.live.cloudflare.com/v1'
 MAX_SIMULATED_LOSS = 0.5  # mirrors media.sfu.config.MAX_SIMULATED_LOSS
 ICE_URL_SCHEMES = ('stun:', 'stuns:', 'turn:', 'turns:')
+
+
+MIN_SECRET_CHARS = 22  # a base64url secret of 22 characters carries 128 bits
 
 
 class SettingsError(ValueError):
@@ -61,6 +64,8 @@ class Settings(BaseSettings):
     log_level: str = 'INFO'
     # Diagnostics: the embedded SFU drops this fraction of the packets it forwards to each subscriber.
     sfu_simulate_loss: float = 0.0
+    # Who may call the embedded SFU's Calls API at /sfu/v1 (the app itself always reaches it in-process).
+    sfu_api: Literal['off', 'loopback', 'public'] = 'loopback'
 
     @field_validator('calls_app_id', 'turn_service_id', mode='before')
     @classmethod
@@ -79,6 +84,16 @@ class Settings(BaseSettings):
     def _check_app_id(cls, value: str) -> str:
         if not value or not all(c.isalnum() or c in '-_' for c in value):
             raise ValueError('must be non-empty letters, digits, "-" or "_"')
+        return value
+
+    @field_validator('sfu_app_secret')
+    @classmethod
+    def _check_secret_strength(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < MIN_SECRET_CHARS:
+            raise ValueError(
+                f'too short: at least {MIN_SECRET_CHARS} characters (128 bits), e.g. python3 -c '
+                '"import secrets; print(secrets.token_urlsafe(32))"'
+            )
         return value
 
     @field_validator('sfu_ice_hosts', mode='before')

@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from tests.e2e.harness import ROOT, RunningApp, chromium_args, chromium_path, start_app
 
 SFU_APP_ID = 'e2eapp'
-SFU_APP_SECRET = 'e2e-sfu-secret'
+SFU_APP_SECRET = 'e2e-sfu-secret-3f9c1a7b2d4e6'
 ARTIFACTS = ROOT / 'test-results'
 SCREENSHOTS = ROOT / 'docs' / 'screenshots'
 

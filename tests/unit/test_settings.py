@@ -77,10 +77,10 @@ def test_env_file_overrides_dev_vars_and_environment_overrides_both(
 def test_secrets_do_not_show_in_repr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv('CALLS_APP_ID', 'abc')
     monkeypatch.setenv('CALLS_APP_SECRET', 'very-secret-value')
-    monkeypatch.setenv('SFU_APP_SECRET', 'other-secret-value')
+    monkeypatch.setenv('SFU_APP_SECRET', 'other-secret-value-0123456789')
     settings = load_settings(tmp_path)
     assert 'very-secret-value' not in repr(settings) and 'very-secret-value' not in str(settings)
-    assert 'other-secret-value' not in repr(settings)
+    assert 'other-secret-value-0123456789' not in repr(settings)
     assert not settings.sfu_app_id_generated
 
 
@@ -157,3 +157,20 @@ def test_simulated_loss_is_refused_with_cloudflare(tmp_path: Path, monkeypatch: 
         load_settings(tmp_path)
     monkeypatch.setenv('SFU_SIMULATE_LOSS', '0')
     assert load_settings(tmp_path).uses_cloudflare
+
+
+@pytest.mark.parametrize('secret', ['weak-pw', 'x7' * 10])
+def test_a_weak_sfu_secret_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
+    monkeypatch.setenv('SFU_APP_SECRET', secret)
+    with pytest.raises(SettingsError, match='SFU_APP_SECRET: too short') as refused:
+        load_settings(tmp_path)
+    assert secret not in str(refused.value)
+
+
+def test_sfu_api_access_defaults_to_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(tmp_path).sfu_api == 'loopback'
+    monkeypatch.setenv('SFU_API', 'public')
+    assert load_settings(tmp_path).sfu_api == 'public'
+    monkeypatch.setenv('SFU_API', 'everyone')
+    with pytest.raises(SettingsError, match='SFU_API'):
+        load_settings(tmp_path)
