@@ -7,19 +7,26 @@
 - Requests to ``/sfu/v1`` go straight to the SFU's ASGI app, outside NiceGUI's session middleware: a Calls API
   response carries no cookie (Cloudflare sets none) and an API client never creates per-browser storage.
   ``SFU_API`` decides who may call it: ``off`` (404), ``loopback`` (default; 403 for any other address; the app
-  itself reaches the SFU in-process either way), ``public``.
+  itself reaches the SFU in-process either way), ``public``. Each client address gets a token bucket (429 past
+  it), and one that keeps presenting a wrong secret is throttled (429) before its credentials are even looked at.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import time
 from typing import Any, Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rooms.limits import BucketMap
+
 SfuAccess = Literal['off', 'loopback', 'public']
 SFU_PREFIX = '/sfu/v1'
+# Per client address: a Calls client makes a handful of requests per track change; 401s allow a few typos.
+SFU_REQUESTS_PER_S, SFU_REQUEST_BURST = 20.0, 100.0
+SFU_AUTH_FAILURES_PER_S, SFU_AUTH_FAILURE_BURST = 0.2, 10.0
 
 CSP = '; '.join(
     (
@@ -52,6 +59,8 @@ class WebGuard:
         self.app = app
         self.sfu_app = sfu_app
         self.sfu_access = sfu_access
+        self.requests = BucketMap(rate=SFU_REQUESTS_PER_S, burst=SFU_REQUEST_BURST)
+        self.auth_failures = BucketMap(rate=SFU_AUTH_FAILURES_PER_S, burst=SFU_AUTH_FAILURE_BURST)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope['type'] != 'http':
@@ -78,8 +87,22 @@ class WebGuard:
         if self.sfu_access == 'loopback' and not _is_loopback(scope.get('client')):
             await _error(send, 403, 'forbidden', 'The SFU API only answers on this machine (SFU_API=loopback)')
             return
+        address = str((scope.get('client') or ('?',))[0])
+        now = time.monotonic()
+        if not self.auth_failures.available(address, now):
+            await _error(send, 429, 'too_many_requests', 'Too many failed authentications; try again later')
+            return
+        if not self.requests.take(address, now):
+            await _error(send, 429, 'too_many_requests', 'Too many requests; slow down')
+            return
+
+        async def watch_auth(message: Message) -> None:
+            if message['type'] == 'http.response.start' and message['status'] == 401:
+                self.auth_failures.take(address, time.monotonic())
+            await send(message)
+
         child = {**scope, 'root_path': scope.get('root_path', '') + SFU_PREFIX}
-        await self.sfu_app(child, receive, send)
+        await self.sfu_app(child, receive, watch_auth)
 
 
 def _is_loopback(client: Any) -> bool:

@@ -14,12 +14,16 @@ class TokenBucket:
     tokens: float = -1.0
     updated: float = 0.0
 
-    def take(self, now: float) -> bool:
+    def available(self, now: float) -> bool:
+        """Whether ``take`` would succeed now (refills, takes nothing)."""
         if self.tokens < 0:  # first use: full
             self.tokens, self.updated = self.burst, now
         self.tokens = min(self.burst, self.tokens + max(0.0, now - self.updated) * self.rate)
         self.updated = now
-        if self.tokens >= 1.0:
+        return self.tokens >= 1.0
+
+    def take(self, now: float) -> bool:
+        if self.available(now):
             self.tokens -= 1.0
             return True
         return False
@@ -42,6 +46,11 @@ class BucketMap:
                 del self.buckets[next(iter(self.buckets))]
         self.buckets[key] = bucket  # re-inserted: dict order is recency
         return bucket.take(now)
+
+    def available(self, key: str, now: float) -> bool:
+        """Whether ``key`` has a token now (a key never seen has a full bucket); takes nothing."""
+        bucket = self.buckets.get(key)
+        return bucket is None or bucket.available(now)
 
     def forget(self, key: str) -> None:
         self.buckets.pop(key, None)

@@ -74,3 +74,20 @@ async def test_sfu_api_access(access: str, address: str, status: int) -> None:
     assert response.status_code == status
     if status != 200:
         assert response.json()['errorCode'] in {'forbidden', 'not_found'}
+
+
+def unauthorised(request: Request) -> JSONResponse:
+    return JSONResponse({'errorCode': 'unauthorized'}, status_code=401)
+
+
+async def test_wrong_secrets_and_floods_are_throttled_per_address() -> None:
+    sfu = Starlette(routes=[Route('/apps/{app_id}/sessions/new', unauthorised, methods=['POST'])])
+    app = Starlette(middleware=[Middleware(WebGuard, sfu_app=sfu, sfu_access='public')])
+    async with client(app, '10.9.9.9') as attacker, client(app, '10.1.1.1') as other:
+        statuses = [(await attacker.post('/sfu/v1/apps/a/sessions/new')).status_code for _ in range(30)]
+        assert statuses[:10] == [401] * 10
+        assert set(statuses[12:]) == {429}
+        assert (await other.post('/sfu/v1/apps/a/sessions/new')).status_code == 401  # others are not affected
+    async with client(guarded('public'), '10.2.2.2') as flooder:
+        statuses = [(await flooder.post('/sfu/v1/apps/a/sessions/new')).status_code for _ in range(150)]
+    assert statuses.count(200) >= 100 and statuses[-1] == 429
