@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
+from media.sfu import api
 from tests.integration.conftest import APP_ID, APP_SECRET
 
 AUTH = {'authorization': f'Bearer {APP_SECRET}'}
@@ -52,3 +54,12 @@ async def test_item_lists_are_capped(http: httpx.AsyncClient) -> None:
 async def test_a_body_is_not_read_before_the_credentials_are_checked(http: httpx.AsyncClient) -> None:
     response = await http.post(f'{BASE}/new', headers={'authorization': 'Bearer wrong'}, content=b'[' * 300_000)
     assert response.status_code == 401
+
+
+async def test_sessions_are_capped_with_429(http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api, 'MAX_SESSIONS', 3)
+    ids = [await new_session(http) for _ in range(3)]
+    response = await http.post(f'{BASE}/new', headers=AUTH)
+    assert response.status_code == 429
+    assert response.json()['errorDescription'].startswith('This SFU holds its maximum')
+    assert (await http.get(f'{BASE}/{ids[0]}', headers=AUTH)).status_code == 200  # existing sessions unaffected
