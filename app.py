@@ -18,7 +18,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from components.media_caps import MediaCaps
 from media.backend import MediaBackend, MediaBackendConfig, create_backend
 from pages import browser_log, health, home, hospital, in_room, lobby, room, technician
-from pages.web_guard import WebGuard
+from pages.web_guard import WebGuard, restrict_socket_origin
 from rooms import RoomRegistry
 from settings import Settings, SettingsError, load_settings
 
@@ -53,6 +53,7 @@ def build(settings: Settings) -> MediaBackend:
     registry = RoomRegistry()
     app.state.rooms = registry  # the one registry, for tests that put people in a room directly
     browser_log.install()
+    restrict_socket_origin()
     health.register(backend.kind)
     home.register()
     room.register(registry, backend, caps)

@@ -18,6 +18,7 @@ import json
 import time
 from typing import Any, Literal
 
+from nicegui import core
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rooms.limits import BucketMap
@@ -103,6 +104,13 @@ class WebGuard:
 
         child = {**scope, 'root_path': scope.get('root_path', '') + SFU_PREFIX}
         await self.sfu_app(child, receive, watch_auth)
+
+
+def restrict_socket_origin() -> None:
+    """NiceGUI's socket.io server accepts any Origin ('*'): a page on another site could open a socket as a visitor's
+    browser. With None, engine.io accepts only the app's own origin (scheme and Host, or X-Forwarded-* behind a
+    proxy); requests without an Origin (not from a browser) are unaffected."""
+    core.sio.eio.cors_allowed_origins = None
 
 
 def _is_loopback(client: Any) -> bool:
