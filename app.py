@@ -20,6 +20,7 @@ from media.backend import MediaBackend, MediaBackendConfig, create_backend
 from pages import browser_log, health, home, hospital, in_room, lobby, room, technician
 from pages.web_guard import WebGuard, restrict_socket_origin
 from rooms import RoomRegistry
+from rooms.limits import StallGuard
 from settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger('orange')
@@ -69,8 +70,14 @@ def build(settings: Settings) -> MediaBackend:
 
 async def expire_loop(registry: RoomRegistry) -> None:
     """Remove participants whose page stopped sending heartbeats (their pages then close their tracks)."""
+    guard = StallGuard(interval=EXPIRY_INTERVAL)
+    guard.tick(time.monotonic())
     while True:
         await asyncio.sleep(EXPIRY_INTERVAL)
+        if not guard.tick(time.monotonic()):
+            # Heartbeats queued behind the stall are not counted yet: expiring now would remove everyone.
+            log.warning('event loop stalled for %.1f s; heartbeat expiry waits for the next tick', guard.lag)
+            continue
         for room_name, removed in registry.expire_all(time.monotonic(), EXPIRY_TIMEOUT).items():
             for participant in removed:
                 log.info(

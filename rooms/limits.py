@@ -54,3 +54,21 @@ class BucketMap:
 
     def forget(self, key: str) -> None:
         self.buckets.pop(key, None)
+
+
+@dataclass(kw_only=True, slots=True)
+class StallGuard:
+    """Tells a periodic task whether its tick is trustworthy: after the event loop stalled (a tick came more than
+    ``tolerance`` late), heartbeats that were waiting behind the stall have not been counted yet, so expiring
+    participants in that tick would remove everyone the stall delayed."""
+
+    interval: float
+    tolerance: float = 2.0
+    last: float | None = None
+    lag: float = 0.0
+
+    def tick(self, now: float) -> bool:
+        """Record a tick at ``now``; True if it came on time (act on it), False right after a stall."""
+        previous, self.last = self.last, now
+        self.lag = 0.0 if previous is None else max(0.0, now - previous - self.interval)
+        return self.lag <= self.tolerance

@@ -29,3 +29,13 @@ def test_bucket_map_keeps_keys_apart_and_bounded() -> None:
     assert 'a' not in buckets.buckets  # the least recently used went
     buckets.forget('e')
     assert 'e' not in buckets.buckets
+
+
+def test_stall_guard_skips_the_tick_right_after_a_stall() -> None:
+    from rooms.limits import StallGuard
+
+    guard = StallGuard(interval=5.0, tolerance=2.0)
+    assert guard.tick(100.0) is True
+    assert guard.tick(105.5) is True and guard.lag == 0.5
+    assert guard.tick(130.0) is False and guard.lag == 19.5  # the loop was blocked ~20 s
+    assert guard.tick(135.1) is True  # the next tick is on time again
