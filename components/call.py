@@ -93,7 +93,7 @@ class Call:
             media=media,
             participant_id=participant_id,
         )
-        room.join(participant_id, name, role, time.time())
+        room.join(participant_id, name, role, time.monotonic())
         call._unsubscribe = registry.subscribe(room_name, call._changed)
         session.on('heartbeat', lambda _: call.heartbeat())
         session.on('connection', call._connection)
@@ -218,7 +218,7 @@ class Call:
     def raise_hand(self, raised: bool) -> None:
         """Raise or lower this participant's hand (everyone in the meeting sees it)."""
         if self.me is not None:
-            self.room.raise_hand(self.participant_id, raised, time.time())
+            self.room.raise_hand(self.participant_id, raised, time.monotonic())
 
     def request_mute(self, target_id: str) -> str | None:
         """Ask another participant's page to switch its microphone off; returns an error message or None."""
@@ -235,7 +235,7 @@ class Call:
 
     def _set_speaking(self, speaking: bool) -> None:
         if self.me is not None:
-            self.room.set_speaking(self.participant_id, speaking, time.time())
+            self.room.set_speaking(self.participant_id, speaking, time.monotonic())
 
     async def _muted_by(self, asker_id: str | None) -> None:
         asker = self.room.participants.get(asker_id or '')
@@ -295,7 +295,7 @@ class Call:
 
     def heartbeat(self) -> None:
         try:
-            self.room.heartbeat(self.participant_id, time.time())
+            self.room.heartbeat(self.participant_id, time.monotonic())
         except RoomError:
             background_tasks.create(self.leave(), name='leave after missed heartbeats')
 

@@ -2,16 +2,21 @@
 an editable label, a switch that stops sending, and a remove button. Each camera is its own pushed track.
 
 A camera whose track sends nothing (Chromium's depth camera, a stalled USB camera) is not announced to technicians;
-its card says so, and the manager keeps asking the browser whether it sends by now and announces it once it does."""
+its card says so, and the manager keeps asking the browser whether it sends by now and announces it once it does.
+
+`setup()` is what the person set up (devices, labels, sending switches) for `components.restore` to remember;
+`restore()` brings a remembered setup back, skipping (with a notice) the cameras that are no longer on the machine."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 
 from nicegui import background_tasks, ui
 
 from components.call import Call, LocalTrack
 from components.media_session import MediaSession
+from components.restore import CameraSetup, plan_cameras
 from components.testid import testid
 from components.video_tile import TileView, VideoTile
 from media.negotiation import NegotiationError
@@ -98,6 +103,7 @@ class CameraManager:
         self.cards: dict[str, CameraCard] = {}
         self._next = 1
         self._listed: tuple[object, ...] = ()
+        self.on_change: Callable[[], None] = lambda: None  # after every reconciliation (the page remembers the setup)
         with ui.card().classes('w-full gap-2'):
             with ui.row().classes('w-full items-center'):
                 ui.icon('videocam', color='orange-8').classes('text-xl')
@@ -141,6 +147,15 @@ class CameraManager:
                     self.cards[track.key] = CameraCard(self, track.key)
             silent = track.key in self.call.media.silent
             self.cards[track.key].show(track, track.key in self.switching, silent)
+        self.on_change()
+
+    def setup(self) -> tuple[CameraSetup, ...]:
+        """The active cameras as the person set them up, in the order they were added."""
+        return tuple(
+            CameraSetup(device_id=device_id, label=track.label, enabled=track.enabled)
+            for device_id, track in self.cameras().items()
+            if track.device_id
+        )
 
     def _render_devices(self, active: dict[str, LocalTrack]) -> None:
         """Rows are kept per device (a click must never land on a row that is being rebuilt)."""
@@ -178,8 +193,7 @@ class CameraManager:
         device_id = device['deviceId']
         if device_id in self.busy or device_id in self.cameras():
             return
-        key = f'cam-{self._next}'
-        self._next += 1
+        key = self._new_key()
         self.busy.add(device_id)
         self.refresh()
         try:
@@ -190,6 +204,44 @@ class CameraManager:
         if problem:
             ui.notify(f'Could not add {device["label"]}: {problem}', type='negative')
         await self.load_devices()  # labels become visible once a camera was opened
+
+    async def restore(self, remembered: Sequence[CameraSetup]) -> None:
+        """Add the remembered cameras again (one offer), with their labels and sending switches; a camera that is no
+        longer on this machine is left out and the person is told."""
+        found, missing = plan_cameras(remembered, (d['deviceId'] for d in self.devices if d['deviceId']))
+        for camera in missing:
+            name = f'"{camera.label}"' if camera.label else 'A camera'
+            with self.grid:
+                ui.notify(
+                    f'{name} from your last setup is not on this machine any more; it was left out.', type='warning'
+                )
+        active = self.cameras()
+        tracks = [
+            LocalTrack(key=self._new_key(), source='camera', device_id=c.device_id, label=c.label, enabled=c.enabled)
+            for c in found
+            if c.device_id not in active
+        ]
+        if not tracks:
+            return
+        self.busy.update(c.device_id for c in found)
+        self.refresh()
+        try:
+            problems = await self.call.publish_all(tracks)
+            for track in tracks:  # published switched off: technicians never saw it; now the browser stops sending
+                if not track.enabled and track.key in self.call.local:
+                    await self.call.set_enabled(track.key, False)
+        finally:
+            self.busy.difference_update(c.device_id for c in found)
+            self.refresh()
+        for problem in problems:
+            with self.grid:
+                ui.notify(f'Could not restore a camera: {problem}', type='negative')
+        await self.load_devices()
+
+    def _new_key(self) -> str:
+        key = f'cam-{self._next}'
+        self._next += 1
+        return key
 
     async def toggle_device(self, device_id: str) -> None:
         track = self.cameras().get(device_id)

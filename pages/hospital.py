@@ -1,5 +1,9 @@
 """Hospital station `/{room}/hospital`: publishes the cameras the user adds (each its own track) and a microphone,
-shows the technicians (video and audio) and, always visible, how many technicians are watching."""
+shows the technicians (video and audio) and, always visible, how many technicians are watching.
+
+What the person sets up (cameras by device, their labels and sending switches, the microphone, whether the screen was
+shared) is remembered in this browser for this room and comes back with no click after a reload, a lost websocket or
+an app restart. A screen cannot be captured again without a click: it comes back as not shared, with a notice."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from nicegui import ui
 from components.call import LocalTrack
 from components.camera_manager import CameraManager
 from components.media_caps import MediaCaps
+from components.restore import Setup
 from components.testid import testid
 from components.video_tile import TileView, VideoTile
 from media.backend import MediaBackend
@@ -78,6 +83,23 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
             media.show_screen_state(share)
 
         call.on_room_change = render
+        remembered = media.remembered()
+        restoring = True  # until the remembered setup is back, the memory is not overwritten by a half-restored one
+
+        def remember() -> None:
+            if not restoring:
+                media.memory.save(Setup(mic=media.on('mic'), cameras=cameras.setup(), screen=media.on('screen')))
+
+        cameras.on_change = remember  # every reconciliation: adds, removals, switches, labels, mic, screen
+
+        async def restore(setup: Setup) -> None:
+            if not setup.mic:
+                await media.restore_switches(Setup(mic=False, camera=False))
+                media.show_track_state('mic', mic, 'mic', 'mic_off')
+            await cameras.restore(setup.cameras)
+            if setup.screen:
+                with grid:
+                    ui.notify('Your screen was shared before the page reloaded. Share it again when needed.')
 
         mic.on_click(lambda: media.toggle('mic', mic, 'mic', 'mic_off'))
         share.on_click(lambda: media.toggle_screen(share))
@@ -88,6 +110,12 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
             # Only the microphone is published on arrival: cameras are sent when the user adds them.
             await media.publish(LocalTrack(key='mic', source='mic'))
             await cameras.load_devices()
+            nonlocal restoring
+            try:
+                if remembered is not None:
+                    await restore(remembered)
+            finally:
+                restoring = False
             render()
 
         media.when_ready(start)

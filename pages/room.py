@@ -1,5 +1,8 @@
 """Meeting room `/{room}/room`: an active-speaker stage of camera and screen tiles, pinning, raised hands, screen
-share, a participant list with speaking indicators and mute requests."""
+share, a participant list with speaking indicators and mute requests.
+
+The participant's microphone and camera switches and pins (by tile label: participant ids change when people come
+back) are remembered in this browser for this room and come back with no click after a reload or an app restart."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from nicegui import ui
 from components.call import Call, LocalTrack
 from components.media_caps import MediaCaps
 from components.participant_list import ParticipantList
+from components.restore import Setup
 from components.testid import testid
 from components.video_tile import TileView, VideoTile, grid_columns
 from components.viewport import Viewport
@@ -72,10 +76,22 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
         tiles: dict[str, VideoTile] = {}
         pins: dict[str, ui.button] = {}
         audios: dict[str, VideoTile] = {}
+        remembered = media.remembered()
+        # Remembered pins (labels) not matched to a tile yet: pinned when a tile with that label shows up.
+        pending_pins = set(remembered.pins) if remembered else set()
+        restoring = [True]  # until the switches are restored, the memory is not overwritten
+        shown: dict[str, str] = {}  # tile key -> label, as last rendered
 
         def toggle_pin(key: str) -> None:
             stage.toggle_pin(key)
+            pending_pins.clear()  # the person chose
             render()
+
+        def remember() -> None:
+            if restoring[0]:
+                return
+            pinned = sorted({shown[k] for k in stage.pinned if k in shown} | pending_pins)
+            media.memory.save(Setup(mic=_on(call, 'mic'), camera=_on(call, 'camera'), pins=tuple(pinned)))
 
         def new_tile(key: str, view: TileView) -> VideoTile:
             with grid:
@@ -145,6 +161,10 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
             announce(me, others)
             before = set(stage.roster)
             wanted = views(me, others)
+            for key, view in wanted.items():
+                if view.label in pending_pins:
+                    pending_pins.discard(view.label)
+                    stage.pinned.add(key)
             roster = [key for key in stage.update(me, call.room) if key in wanted]
             if set(roster) != before or call.pull_filter is None:
                 on_stage = frozenset(roster)  # video is pulled for the stage only; everyone is heard
@@ -176,6 +196,9 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
                 f'color={"orange" if me.raised_hand else "primary"} {"unelevated" if me.raised_hand else "outline"}'
             )
             people_button.text = str(len(others) + 1)
+            shown.clear()
+            shown.update({key: view.label for key, view in wanted.items()})
+            remember()
 
         def render_audio(me: Participant) -> None:
             sounds = {
@@ -228,6 +251,12 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
         async def start() -> None:
             render()
             await media.publish(LocalTrack(key='mic', source='mic'), LocalTrack(key='camera', source='camera'))
+            try:
+                if remembered is not None:
+                    await media.restore_switches(remembered)
+            finally:
+                restoring[0] = False
+            media.show_track_state('camera', cam, 'videocam', 'videocam_off')
             render()
 
         media.when_ready(start)

@@ -1,5 +1,9 @@
 """Technician station `/{room}/technician`: one labelled tile per enabled hospital camera (and the screen while
-shared), the hospital's audio, own microphone and camera, maximise and full screen per tile."""
+shared), the hospital's audio, own microphone and camera, maximise and full screen per tile.
+
+The technician's microphone and camera switches and the maximised tile (by its label, which outlives participant ids:
+a station that reloads or an app restart brings the same camera back under a new key) are remembered in this browser
+for this room and come back with no click after a reload or an app restart."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from nicegui import ui
 
 from components.call import LocalTrack
 from components.media_caps import MediaCaps
+from components.restore import Setup
 from components.testid import testid
 from components.video_tile import TileView, VideoTile, grid_columns
 from media.backend import MediaBackend
@@ -50,7 +55,11 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
         call = media.call
         tiles: dict[str, VideoTile] = {}
         audios: dict[str, VideoTile] = {}
-        state: dict[str, str | None] = {'maximised': None}
+        remembered = media.remembered()
+        # 'maximised': the tile key shown maximised; 'label': the person's choice, kept while that tile is gone.
+        state: dict[str, str | None] = {'maximised': None, 'label': remembered.maximised if remembered else None}
+        restoring = [True]  # until the switches are restored, the memory is not overwritten
+        shown: dict[str, str] = {}  # tile key -> label, as last rendered
 
         def tile_with_controls(key: str, view: TileView) -> VideoTile:
             with grid:
@@ -67,7 +76,12 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
 
         def toggle_maximised(key: str) -> None:
             state['maximised'] = None if state['maximised'] == key else key
+            state['label'] = shown.get(key) if state['maximised'] else None
             render()
+
+        def remember() -> None:
+            if not restoring[0]:
+                media.memory.save(Setup(mic=media.on('mic'), camera=media.on('camera'), maximised=state['label']))
 
         def render() -> None:
             me = call.me
@@ -91,8 +105,12 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
             elif not wanted:
                 empty.text = f'{hospitals[0].name} has no camera switched on yet.'
             empty.set_visibility(not wanted)
-            if state['maximised'] not in wanted:
-                state['maximised'] = None
+            shown.clear()
+            shown.update({key: view.label for key, view in wanted.items()})
+            if state['maximised'] in wanted:
+                state['label'] = wanted[state['maximised']].label  # follows a rename
+            else:  # gone (perhaps for a moment) or not yet back: the tile with the chosen label, if any
+                state['maximised'] = next((k for k, v in wanted.items() if v.label == state['label']), None)
             grid.style(replace=fit_in_view(len(wanted), maximised=state['maximised'] is not None))
             for store, box in ((tiles, grid), (audios, audio_box)):
                 for key in [k for k in store if k not in (wanted if store is tiles else sounds)]:
@@ -111,16 +129,28 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
                 else:
                     with audio_box:
                         audios[key] = testid(VideoTile(key, view), 'hospital-audio')
+            remember()
 
         call.on_room_change = render
 
-        mic.on_click(lambda: media.toggle('mic', mic, 'mic', 'mic_off'))
-        cam.on_click(lambda: media.toggle('camera', cam, 'videocam', 'videocam_off'))
+        async def toggle(key: str, button: ui.button, on_icon: str, off_icon: str) -> None:
+            await media.toggle(key, button, on_icon, off_icon)
+            remember()
+
+        mic.on_click(lambda: toggle('mic', mic, 'mic', 'mic_off'))
+        cam.on_click(lambda: toggle('camera', cam, 'videocam', 'videocam_off'))
         leave.on_click(media.leave)
 
         async def start() -> None:
             render()
             await media.publish(LocalTrack(key='mic', source='mic'), LocalTrack(key='camera', source='camera'))
+            try:
+                if remembered is not None:
+                    await media.restore_switches(remembered)
+            finally:
+                restoring[0] = False
+            media.show_track_state('mic', mic, 'mic', 'mic_off')
+            media.show_track_state('camera', cam, 'videocam', 'videocam_off')
             render()
 
         media.when_ready(start)

@@ -65,6 +65,7 @@ class RunningApp:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    workdir: Path
     env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -84,9 +85,13 @@ class RunningApp:
                 self.process.wait()
 
 
-def start_app(workdir: Path, extra_env: dict[str, str] | None = None, timeout: float = 40.0) -> RunningApp:
-    """Start `app.py` with a clean environment in `workdir` (so no `.env`/`.dev.vars` is read) and wait for /healthz."""
-    port = free_port()
+def start_app(
+    workdir: Path, extra_env: dict[str, str] | None = None, timeout: float = 40.0, *, port: int | None = None
+) -> RunningApp:
+    """Start `app.py` with a clean environment in `workdir` (so no `.env`/`.dev.vars` is read) and wait for /healthz.
+
+    The app's storage (display names, remembered setups, the storage secret) lives in `workdir/.nicegui`."""
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED and not k.startswith('NICEGUI_')}
     env.update(
         {
@@ -100,11 +105,11 @@ def start_app(workdir: Path, extra_env: dict[str, str] | None = None, timeout: f
     )
     env.update(extra_env or {})
     log_path = workdir / 'app.log'
-    with log_path.open('wb') as log_file:
+    with log_path.open('ab') as log_file:  # appended: a restarted app keeps the earlier run's lines
         process = subprocess.Popen(
             [sys.executable, str(ROOT / 'app.py')], cwd=workdir, env=env, stdout=log_file, stderr=subprocess.STDOUT
         )
-    app = RunningApp(process=process, port=port, log_path=log_path, env=env)
+    app = RunningApp(process=process, port=port, log_path=log_path, workdir=workdir, env=env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -117,6 +122,12 @@ def start_app(workdir: Path, extra_env: dict[str, str] | None = None, timeout: f
         time.sleep(0.2)
     app.stop()
     raise RuntimeError(f'app did not answer /healthz within {timeout} s:\n{app.log()}')
+
+
+def restart_app(app: RunningApp, timeout: float = 40.0) -> RunningApp:
+    """Stop `app` (as an upgrade would) and start it again on the same port, storage and environment."""
+    app.stop()
+    return start_app(app.workdir, app.env, timeout, port=app.port)
 
 
 def chromium_path() -> str:
