@@ -17,6 +17,7 @@ from aiortc.mediastreams import MediaStreamError
 from media.calls_api import INVALID_SESSION_DESCRIPTION, InvalidRequestError, SessionDescription, TracksRequest
 from media.calls_client import CallsClient
 from media.sfu import EmbeddedSFU, aiortc_glue
+from media.sfu import forwarder as forwarder_module
 
 from .conftest import APP_ID, APP_SECRET, make_config
 from .sfu_peers import first_frame, new_subscriber, publish, pull, track_for
@@ -82,7 +83,11 @@ async def test_no_transcoding_payloads_byte_identical(
     await sub.pc.close()
 
 
-async def test_late_joiner_gets_cached_keyframe_without_pli(sfu: EmbeddedSFU, client: CallsClient) -> None:
+async def test_late_joiner_gets_cached_keyframe_without_pli(
+    sfu: EmbeddedSFU, client: CallsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cache bound (~1 s after the keyframe) is unit-tested; here it is longer so a slow join cannot outlive it.
+    monkeypatch.setattr(forwarder_module, 'KEYFRAME_CACHE_SPAN_S', 5.0)
     publisher = await publish(client)
     await asyncio.sleep(1.0)  # the publisher's only keyframe is long gone; the SFU cached it
     requests_before = sfu.stats()['keyframe_requests']
@@ -94,6 +99,18 @@ async def test_late_joiner_gets_cached_keyframe_without_pli(sfu: EmbeddedSFU, cl
     assert sfu.stats()['keyframe_cache_replays'] >= 1
     assert sfu.stats()['keyframe_requests'] == requests_before  # served from the cache, no PLI needed
     assert elapsed < 1.0
+    await publisher.pc.close()
+    await sub.pc.close()
+
+
+async def test_joiner_after_the_cache_expired_asks_for_a_keyframe(sfu: EmbeddedSFU, client: CallsClient) -> None:
+    publisher = await publish(client)
+    await asyncio.sleep(forwarder_module.KEYFRAME_CACHE_SPAN_S + 0.3)  # only inter frames since the keyframe
+    assert sfu.stats()['keyframe_requests'] == 0  # nobody watching: the cache expired, nobody was asked
+    sub = await new_subscriber(client)
+    response = await pull(client, sub, publisher.session_id, ['v'])
+    await first_frame(await track_for(sub, (response.tracks or [])[0].mid or ''))
+    assert sfu.stats()['keyframe_requests'] >= 1
     await publisher.pc.close()
     await sub.pc.close()
 
@@ -113,16 +130,25 @@ async def test_subscriber_pli_reaches_publisher_rate_limited(client: CallsClient
     response = await pull(client, sub, publisher.session_id, ['v'])
     mid = (response.tracks or [])[0].mid
     await first_frame(await track_for(sub, mid or ''))
-    await asyncio.sleep(0.4)
+    interval = forwarder_module.KEYFRAME_REQUEST_INTERVAL_S
+    await asyncio.sleep(interval + 0.1)  # past any request the join made
     calls.clear()
     receiver = next(t.receiver for t in sub.pc.getTransceivers() if t.mid == mid)
     ssrc = receiver.getSynchronizationSources()[0].source
+
+    async def calls_reach(n: int) -> None:
+        while len(calls) < n:
+            await asyncio.sleep(0.02)
+
     for _ in range(5):
         await aiortc_glue.send_pli(receiver, ssrc)
-    await asyncio.sleep(0.15)
-    assert len(calls) == 1  # the first one at once, the rest coalesced
-    await asyncio.sleep(0.4)
-    assert len(calls) == 2 and calls[1] - calls[0] >= 0.29
+    await asyncio.wait_for(calls_reach(1), 5)  # the first one at once
+    await asyncio.sleep(0.4)  # the publisher's keyframe answers all five: nothing more is asked
+    assert len(calls) == 1
+    for _ in range(5):  # a lossy viewer keeps asking: the next request waits for the interval
+        await aiortc_glue.send_pli(receiver, ssrc)
+    await asyncio.wait_for(calls_reach(2), 5)
+    assert len(calls) == 2 and calls[1] - calls[0] >= interval - 0.1
     await publisher.pc.close()
     await sub.pc.close()
 
