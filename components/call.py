@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,13 @@ from rooms import (
 )
 
 log = logging.getLogger(__name__)
+SYNC_BACKOFF_FIRST = 1.0  # seconds before the first retry of a failed media sync
+SYNC_BACKOFF_MAX = 30.0  # the cap: a page whose media keeps failing asks once every 30 s, not every second
+
+
+def sync_backoff(failures: int) -> float:
+    """Seconds to wait after `failures` consecutive failed syncs: 1, 2, 4, 8, 16, 30, 30, …"""
+    return min(SYNC_BACKOFF_FIRST * 2.0 ** max(failures - 1, 0), SYNC_BACKOFF_MAX)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -93,6 +100,7 @@ class Call:
             media=media,
             participant_id=participant_id,
         )
+        media.on_locator = call._locator_changed
         room.join(participant_id, name, role, time.monotonic())
         call._unsubscribe = registry.subscribe(room_name, call._changed)
         session.on('heartbeat', lambda _: call.heartbeat())
@@ -142,9 +150,11 @@ class Call:
                 ','.join(track.key for track in opened),
                 error,
             )
+            await self._quietly(self.media.unpush([track.key for track in opened]), 'forgetting a failed push')
             for track in opened:
-                await self.session.close_local(track.key)
+                await self._quietly(self.session.close_local(track.key), 'releasing a failed capture')
                 self.local.pop(track.key, None)
+            self._dirty.set()  # the push session is rebuilt and whatever else it carried pushed again
             return [*problems, 'Publishing failed; try again.']
         for track in opened:
             self._announce(track, locators.get(track.key))
@@ -156,8 +166,9 @@ class Call:
         if track is None:
             return
         self._announce(track, None, removed=True)
-        await self.media.unpush([key])
-        await self.session.close_local(key)
+        await self._quietly(self.media.unpush([key]), f'unpublishing {key}')
+        await self._quietly(self.session.close_local(key), f'releasing {key}')
+        self._dirty.set()
 
     async def set_enabled(self, key: str, enabled: bool) -> str | None:
         """Mute/unmute a local track without renegotiation; everyone sees the flag at once."""
@@ -168,9 +179,18 @@ class Call:
         if not result.get('ok'):
             return str(result.get('error', {}).get('message') or 'The device could not be switched.')
         track.enabled = enabled
-        self._announce(track, self.media.pushed.get(key))
-        if track.source == 'mic' and not enabled:
-            self._set_speaking(False)
+        if not enabled:  # off: everyone sees it at once; the locator is kept while the SFU keeps the track
+            self._announce(track, self.media.pushed.get(key))
+            await self._quietly(self.media.pause(key, sends_while_off=track.source == 'mic'), f'pausing {key}')
+            if track.source == 'mic':
+                self._set_speaking(False)
+            return None
+        # On again: after a long pause the SFU has dropped the track (30 s without media), so `resume` publishes it
+        # again when needed and the room learns the new locator; a short pause keeps the locator.
+        if not await self._quietly(self.media.resume(key), f'resuming {key}'):
+            self._dirty.set()  # failed: the sync loop heals the push session and pushes it again
+        if self.local.get(key) is track and track.enabled:
+            self._announce(track, self.media.pushed.get(key))
         return None
 
     def announce(self, key: str) -> None:
@@ -192,6 +212,29 @@ class Call:
             track.label = old
             return str(error)
         return None
+
+    def _locator_changed(self, key: str, locator: WireLocator | None) -> None:
+        """PageMedia's news: `key` was pushed again (rebuilt session, re-publish) or lost its push for now."""
+        track = self.local.get(key)
+        if track is None or self.left:
+            return
+        try:
+            self._announce(track, locator)
+        except RoomError as error:
+            log.info('room=%s participant=%s: announcing %s: %s', self.room.name, self.participant_id, key, error)
+        if locator is None:
+            self._dirty.set()
+
+    async def _quietly(self, step: Awaitable[Any], what: str) -> bool:
+        """Run one media step for a user action; a failure is logged (the sync loop heals), never raised into the
+        page. Returns True when it succeeded."""
+        try:
+            await step
+        except (CallsError, NegotiationError, TimeoutError) as error:
+            if not self.left:
+                log.warning('room=%s participant=%s: %s failed: %s', self.room.name, self.participant_id, what, error)
+            return False
+        return True
 
     def _announce(self, track: LocalTrack, locator: WireLocator | None, *, removed: bool = False) -> None:
         room_locator = TrackLocator.parse(str(locator)) if locator is not None else None
@@ -274,22 +317,37 @@ class Call:
         self.on_room_change()
 
     async def _sync_loop(self) -> None:
+        """Heal what failed and make the pulled set follow the room; after a failure wait 1, 2, 4 … 30 s before
+        trying again (reset by a success), so a page whose media keeps failing does not hammer the SFU."""
+        failures = 0
         while not self.left:
             await self._dirty.wait()
             self._dirty.clear()
             if self.left or self._recovering:
                 continue
             try:
+                if self.media.needs_heal:
+                    await self.media.heal()
                 await self.media.sync_pulls(self.wanted_pulls())
-            except (CallsError, NegotiationError) as error:
-                log.warning('room=%s participant=%s: receiving failed: %s', self.room.name, self.participant_id, error)
-                await asyncio.sleep(1.0)
-                self._dirty.set()
-            except Exception:  # the page went away mid-exchange (run_method timeout, deleted client)
-                if not self.left:
+            except Exception as error:  # Calls, negotiation, or the page went away mid-exchange
+                if self.left:
+                    continue
+                failures += 1
+                delay = sync_backoff(failures)
+                if isinstance(error, (CallsError, NegotiationError)):
+                    log.warning(
+                        'room=%s participant=%s: media sync failed (retry in %.0f s): %s',
+                        self.room.name,
+                        self.participant_id,
+                        delay,
+                        error,
+                    )
+                else:
                     log.exception('room=%s participant=%s: sync failed', self.room.name, self.participant_id)
-                    await asyncio.sleep(1.0)
-                    self._dirty.set()
+                await asyncio.sleep(delay)
+                self._dirty.set()
+            else:
+                failures = 0
 
     # ---- liveness ---------------------------------------------------------------------------------------------
 

@@ -85,6 +85,12 @@ class MediaSession(ui.element, component='media_session.js', esm=JS_MODULES):
     async def drop_pushed(self, keys: list[str]) -> None:
         await self._call('dropPushed', keys)
 
+    async def reset_push(self) -> None:
+        await self._call('reset', 'push')
+
+    async def reset_pull(self) -> None:
+        await self._call('reset', 'pull')
+
     async def reset(self) -> None:
         await self._call('reset')
 

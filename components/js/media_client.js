@@ -47,13 +47,20 @@ export class MediaClient {
     return pc;
   }
 
-  /** Drop both peer connections (after a failure); local capture is kept for re-pushing. */
-  reset() {
-    for (const pc of Object.values(this.pcs)) pc.close();
-    this.pcs = {};
-    for (const entry of this.local.values()) this.detach(entry);
-    for (const key of this.pullMids.values()) trackStore.set(`remote:${key}`, null);
-    this.pullMids.clear();
+  /** Drop the `role` peer connection ('push' or 'pull'; both when omitted) because Python rebuilds its session;
+   * local capture is kept for re-pushing. The other connection is left alone. */
+  reset(role = null) {
+    for (const name of role ? [role] : Object.keys(this.pcs)) {
+      const pc = this.pcs[name];
+      if (pc) pc.close();
+      delete this.pcs[name];
+      if (name === 'push') {
+        for (const entry of this.local.values()) this.detach(entry);
+      } else if (name === 'pull') {
+        for (const key of this.pullMids.values()) trackStore.set(`remote:${key}`, null);
+        this.pullMids.clear();
+      }
+    }
     return true;
   }
 

@@ -75,6 +75,7 @@ class AiortcDriver:
         self.pull_mids: dict[str, str] = {}  # mid -> tile key
         self.frames: dict[str, int] = {}  # tile key -> decoded frames with content
         self.connection_states: list[tuple[str, str]] = []
+        self.resets: list[str] = []  # roles whose peer connection was dropped by reset_push / reset_pull
         self._changed = asyncio.Condition()
         # aiortc stops a sender's track when its peer connection closes; a browser keeps capturing. Each sender
         # gets a relay proxy, so capture survives `reset()` and is re-pushed after recovery.
@@ -221,13 +222,45 @@ class AiortcDriver:
         for mid in mids:
             self.pull_mids.pop(mid, None)
 
-    async def reset(self) -> None:
-        """Drop both peer connections (after a failure); local tracks are kept for re-pushing."""
-        pcs, self.pcs = list(self.pcs.values()), {}
+    async def reset_push(self) -> None:
+        """Drop the push peer connection (its session is being rebuilt); local tracks are kept for re-pushing."""
         self.transceivers.clear()
+        await self._drop_pc('push')
+
+    async def reset_pull(self) -> None:
+        """Drop the pull peer connection (its session is being rebuilt or rotated)."""
         self.pull_mids.clear()
-        for pc in pcs:
+        await self._drop_pc('pull')
+
+    async def reset(self) -> None:
+        """Drop both peer connections; local tracks are kept for re-pushing."""
+        await self.reset_push()
+        await self.reset_pull()
+
+    async def _drop_pc(self, role: str) -> None:
+        pc = self.pcs.pop(role, None)
+        if pc is not None:
+            self.resets.append(role)
             await pc.close()
+
+    # ---- like media_client.js setLocalEnabled ---------------------------------------------------------------------
+
+    def set_enabled(self, key: str, enabled: bool) -> None:
+        """Switch `key` off (the sender sends nothing, as replaceTrack(null) in a browser) or on again."""
+        transceiver = self.transceivers.get(key)
+        if transceiver is None:
+            return
+        if enabled:
+            transceiver.sender.replaceTrack(self._relay.subscribe(self.local[key], buffered=False))
+        else:
+            transceiver.sender.replaceTrack(None)
+
+    def pull_mline_count(self) -> int:
+        """m-lines in the pull peer connection's current remote description (0 without one)."""
+        pc = self.pcs.get('pull')
+        if pc is None or pc.remoteDescription is None:
+            return 0
+        return sum(line.startswith('m=') for line in pc.remoteDescription.sdp.splitlines())
 
     # ---- test helpers ---------------------------------------------------------------------------------------------
 
