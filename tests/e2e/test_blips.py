@@ -89,8 +89,14 @@ def test_an_app_restart_under_open_pages_restores_the_cameras(
     labels = ['CT Room — Gantry left', 'CT Room — Patient face']
     wait_cameras_live(tech, labels)
 
+    before = {opened: opened.evaluate('window.clientId') for opened in (hospital, tech)}
     own_app.append(restart_app(own_app[0]))  # an upgrade: stop, start again on the same port and storage
 
+    # The new process does not know the pages' NiceGUI clients: NiceGUI reloads each page, which joins again.
+    for opened, client_id in before.items():
+        opened.wait_for_function(
+            '(old) => window.clientId && window.clientId !== old', arg=client_id, timeout=HEAL_WAIT * 1000
+        )
     # No click anywhere: both pages come back by themselves and media flows again with the same labels.
     wait_cameras_live(tech, labels)
     expect(hospital.get_by_test_id('camera-card')).to_have_count(2, timeout=HEAL_WAIT * 1000)
