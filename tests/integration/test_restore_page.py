@@ -19,6 +19,7 @@ from nicegui.testing import User
 from nicegui.testing.user_interaction import UserInteraction
 
 from components.media_session import MediaSession
+from components.video_tile import VideoTile
 from media.calls_api import TrackLocator
 from pages.in_room import _calls
 from rooms import Participant, Role, RoomRegistry
@@ -102,6 +103,23 @@ def count(user: User, marker: str) -> int:
         return len(user.find(marker=marker).elements)
     except AssertionError:
         return 0
+
+
+def tile_of(element: ui.element) -> ui.element:
+    while not isinstance(element, VideoTile):
+        parent = element.parent_slot.parent if element.parent_slot else None
+        assert parent is not None
+        element = parent
+    return element
+
+
+def pinned_labels(user: User) -> list[str]:
+    """Labels of the meeting tiles in the pinned grid."""
+    return [
+        str(tile.props['label'])
+        for tile in user.find(kind=VideoTile).elements
+        if tile.parent_slot and 'pinned-grid' in tile.parent_slot.parent._markers
+    ]
 
 
 def the(user: User, marker: str, index: int) -> UserInteraction[ui.element]:
@@ -233,3 +251,26 @@ async def test_a_technician_gets_mic_camera_and_maximised_tile_back(user: User, 
     maximised = next(tile for tile in grid.default_slot.children if 'col-span-full' in tile.classes)
     assert maximised.props['label'] == 'MRI Suite — Right'
     hospital.leave('h1')
+
+
+async def test_a_meeting_participant_gets_mic_and_pins_back(user: User, browser: FakeBrowser) -> None:
+    room = 'restore-meeting'
+    meeting = registry().get_or_create(room)
+    meeting.join('r1', 'Bob', Role.REGULAR, time.monotonic())
+    await open_page(user, room, 'room', 'Ada')
+    me = next(p for p in meeting.participants.values() if p.name == 'Ada')
+    await wait_for(lambda: me.camera is not None and me.mic is not None and count(user, 'tile-pin') == 2)
+    bob_pin = next(e for e in user.find(marker='tile-pin').elements if tile_of(e).props['label'] == 'Bob')
+    UserInteraction(user, {bob_pin}, None).click()
+    await wait_for(lambda: pinned_labels(user) == ['Bob'])
+    the(user, 'toggle-mic', 0).click()
+    await wait_for(lambda: me.mic is not None and not me.mic.enabled)
+
+    await reopen(user, room, 'room')
+
+    again = next(p for p in meeting.participants.values() if p.name == 'Ada')
+    assert again.id != me.id
+    await wait_for(lambda: again.mic is not None and not again.mic.enabled)
+    assert again.camera is not None and again.camera.enabled
+    await wait_for(lambda: pinned_labels(user) == ['Bob'])
+    meeting.leave('r1')
