@@ -9,6 +9,7 @@ its card says so, and the manager keeps asking the browser whether it sends by n
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 NOT_SENDING = 'This camera is not sending video — technicians cannot see it. Try another camera.'
 RECHECK_INTERVAL = 5.0  # seconds between asking whether a silent camera sends by now
 RECHECK_WAIT = 0.5  # how long each check watches the sender's byte counter
+RESTORE_ATTEMPTS = 3  # publishing remembered cameras: tries before the person is told
+RESTORE_RETRY_DELAY = 2.0  # seconds, times the attempt number
 
 
 class CameraCard:
@@ -215,25 +218,34 @@ class CameraManager:
                 ui.notify(
                     f'{name} from your last setup is not on this machine any more; it was left out.', type='warning'
                 )
-        active = self.cameras()
-        tracks = [
-            LocalTrack(key=self._new_key(), source='camera', device_id=c.device_id, label=c.label, enabled=c.enabled)
-            for c in found
-            if c.device_id not in active
-        ]
-        if not tracks:
+        todo = [c for c in found if c.device_id not in self.cameras()]
+        if not todo:
             return
-        self.busy.update(c.device_id for c in found)
+        self.busy.update(c.device_id for c in todo)
         self.refresh()
+        problems: list[str] = []
         try:
-            problems = await self.call.publish_all(tracks)
-            for track in tracks:  # published switched off: technicians never saw it; now the browser stops sending
-                if not track.enabled and track.key in self.call.local:
-                    await self.call.set_enabled(track.key, False)
+            for attempt in range(RESTORE_ATTEMPTS):  # right after an app restart a push may fail once: try again
+                if attempt:
+                    await asyncio.sleep(attempt * RESTORE_RETRY_DELAY)
+                tracks = [
+                    LocalTrack(
+                        key=self._new_key(), source='camera', device_id=c.device_id, label=c.label, enabled=c.enabled
+                    )
+                    for c in todo
+                ]
+                problems = await self.call.publish_all(tracks)
+                for track in tracks:  # published switched off (technicians never saw it): the browser stops sending
+                    if not track.enabled and track.key in self.call.local:
+                        await self.call.set_enabled(track.key, False)
+                active = self.cameras()
+                todo = [c for c in todo if c.device_id not in active]
+                if not todo or self.call.left:
+                    break
         finally:
             self.busy.difference_update(c.device_id for c in found)
             self.refresh()
-        for problem in problems:
+        for problem in problems if todo else []:
             with self.grid:
                 ui.notify(f'Could not restore a camera: {problem}', type='negative')
         await self.load_devices()

@@ -21,6 +21,7 @@ from nicegui.testing.user_interaction import UserInteraction
 from components.media_session import MediaSession
 from components.video_tile import VideoTile
 from media.calls_api import TrackLocator
+from media.negotiation import NegotiationError
 from pages.in_room import _calls
 from rooms import Participant, Role, RoomRegistry
 
@@ -274,3 +275,30 @@ async def test_a_meeting_participant_gets_mic_and_pins_back(user: User, browser:
     assert again.camera is not None and again.camera.enabled
     await wait_for(lambda: pinned_labels(user) == ['Bob'])
     meeting.leave('r1')
+
+
+async def test_a_restore_whose_first_push_fails_tries_again(
+    user: User, browser: FakeBrowser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    room = 'restore-retry'
+    await open_page(user, room, 'hospital', 'X-ray')
+    await wait_for(lambda: count(user, 'camera-device') == len(browser.devices))
+    the(user, 'camera-toggle', 1).click()
+    await wait_for(lambda: len(station(room).cameras) == 1)
+
+    failures = ['push']  # the first push of a camera after the reload fails (a rebuilt SFU session, say)
+    push = FakeMedia.push
+
+    async def flaky(self: FakeMedia, keys: list[str]) -> dict[str, TrackLocator]:
+        if failures and any(key.startswith('cam-') for key in keys):
+            failures.pop()
+            raise NegotiationError('the SFU session went away')
+        return await push(self, keys)
+
+    monkeypatch.setattr(FakeMedia, 'push', flaky)
+    monkeypatch.setattr('components.camera_manager.RESTORE_RETRY_DELAY', 0.01)
+    await reopen(user, room, 'hospital')
+
+    await wait_for(lambda: [c.device_id for c in station(room).cameras] == ['dev-right'])
+    assert not failures
+    await user.should_not_see('Could not restore a camera: Publishing failed; try again.')
