@@ -84,12 +84,17 @@ class FakeMedia:
         return done
 
 
-@pytest.fixture
-def browser(user: User, monkeypatch: pytest.MonkeyPatch) -> FakeBrowser:
+def install_fakes(user: User, monkeypatch: pytest.MonkeyPatch) -> FakeBrowser:
+    """Fake browser media client and Calls exchanges for pages opened by `user`."""
     monkeypatch.setattr('components.call.PageMedia', FakeMedia)
     fake = FakeBrowser([dict(d) for d in DEVICES])
     user.javascript_rules[RUN_METHOD] = fake
     return fake
+
+
+@pytest.fixture
+def browser(user: User, monkeypatch: pytest.MonkeyPatch) -> FakeBrowser:
+    return install_fakes(user, monkeypatch)
 
 
 def registry() -> RoomRegistry:
