@@ -103,3 +103,28 @@ def test_an_app_restart_under_open_pages_restores_the_cameras(
     expect(hospital.get_by_test_id('camera-label').nth(0)).to_have_value('Gantry left')
     expect(hospital.get_by_test_id('camera-label').nth(1)).to_have_value('Patient face')
     expect(hospital.get_by_test_id('watching-count')).to_have_text('1 technician watching')
+
+
+def test_a_reloaded_hospital_page_restores_its_setup(new_page) -> None:  # type: ignore[no-untyped-def]
+    room = 'blips-reload'
+    hospital: Page = new_page(device_count=FAKE_CAMERAS)
+    tech: Page = new_page()
+    join(hospital, room, 'X-ray', 'hospital')
+    join(tech, room, 'Tech Una', 'technician')
+    labels = add_cameras(hospital, (0, 2))
+    hospital.get_by_test_id('camera-card').nth(1).get_by_test_id('camera-enabled').click()  # second camera off
+    expect(camera_tile(tech, labels[1])).to_have_count(0, timeout=HEAL_WAIT * 1000)
+    wait_cameras_live(tech, [labels[0]])
+
+    hospital.reload()
+
+    # The old page left at once (one station, not two); the new one is back as it was, with no click.
+    expect(tech.get_by_test_id('stations')).to_have_text('X-ray', timeout=HEAL_WAIT * 1000)
+    expect(hospital.get_by_test_id('camera-card')).to_have_count(2, timeout=HEAL_WAIT * 1000)
+    switches = hospital.get_by_test_id('camera-enabled')
+    expect(switches.nth(0)).to_have_attribute('aria-checked', 'true')
+    expect(switches.nth(1)).to_have_attribute('aria-checked', 'false')
+    wait_cameras_live(tech, [labels[0]])
+    # Switched on again, the restored second camera reaches the technician.
+    switches.nth(1).click()
+    wait_cameras_live(tech, labels)
