@@ -103,6 +103,7 @@ def backend_config(settings: Settings) -> MediaBackendConfig:
         sfu_app_secret=sfu_app_secret,
         sfu_ice_hosts=settings.sfu_ice_hosts,
         sfu_simulate_loss=settings.sfu_simulate_loss,
+        sfu_media_timeout=settings.sfu_media_timeout,
         ice_servers=settings.ice_servers,
     )
 

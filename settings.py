@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     log_level: str = 'INFO'
     # Diagnostics: the embedded SFU drops this fraction of the packets it forwards to each subscriber.
     sfu_simulate_loss: float = 0.0
+    # Seconds without media after which the embedded SFU drops a published track (Cloudflare's fixed value is 30).
+    sfu_media_timeout: float = Field(default=30.0, gt=0, le=3600)
     # Who may call the embedded SFU's Calls API at /sfu/v1 (the app itself always reaches it in-process).
     sfu_api: Literal['off', 'loopback', 'public'] = 'loopback'
 

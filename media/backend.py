@@ -32,6 +32,7 @@ class MediaBackendConfig:
     sfu_app_secret: str = ''
     sfu_ice_hosts: list[str] = field(default_factory=list)
     sfu_simulate_loss: float = 0.0
+    sfu_media_timeout: float = 30.0  # seconds without media before the embedded SFU drops a published track
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -84,6 +85,7 @@ def create_backend(config: MediaBackendConfig) -> MediaBackend:
             ice_hosts=config.sfu_ice_hosts or machine_addresses(),
             ice_servers=[rtc_ice_server(s) for s in config.ice_servers],
             simulate_loss=config.sfu_simulate_loss,
+            media_timeout_s=config.sfu_media_timeout,
         )
     )
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=sfu.asgi_app), base_url=EMBEDDED_BASE_URL)

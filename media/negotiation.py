@@ -584,9 +584,11 @@ class PageMedia:
             offer_sdp = response.session_description.sdp
             self._pull.mlines = _count_mlines(offer_sdp)
             answer = await self.driver.answer_pull(offer_sdp, {mid: key for key, mid in mids.items()})
-            self._check_open()
+            # Answered even if the page left meanwhile: an SFU waiting for an answer refuses every other request
+            # (406), the forced close of `close()` included.
             answer_sdp = SessionDescription(type='answer', sdp=answer)
             await self._retry(lambda: self.client.renegotiate(session_id, answer_sdp))
+            self._check_open()
         for key in mids:
             self._fire(key, records[key], E.ANSWERED)
         return mids

@@ -81,6 +81,7 @@ class AiortcDriver:
         # gets a relay proxy, so capture survives `reset()` and is re-pushed after recovery.
         self._relay = MediaRelay()
         self._drains: set[asyncio.Task[None]] = set()
+        self._drained: set[int] = set()  # ids of received tracks being drained
 
     # ---- local capture ------------------------------------------------------------------------------------------
 
@@ -117,23 +118,32 @@ class AiortcDriver:
 
             @pc.on('track')
             def on_track(track: MediaStreamTrack) -> None:
-                mid = next((t.mid for t in pc.getTransceivers() if t.receiver.track is track), None)
-                key = self.pull_mids.get(mid or '')
-                if key is not None:
-                    task = asyncio.ensure_future(self._drain(key, track))
-                    self._drains.add(task)
-                    task.add_done_callback(self._drains.discard)
+                transceiver = next((t for t in pc.getTransceivers() if t.receiver.track is track), None)
+                if transceiver is not None:
+                    self._start_drain(transceiver)
 
         self.pcs[role] = pc
         return pc
 
-    async def _drain(self, key: str, track: MediaStreamTrack) -> None:
-        """Decode everything arriving on `track`, counting frames with real content under `key`."""
+    def _start_drain(self, transceiver: RTCRtpTransceiver) -> None:
+        track = transceiver.receiver.track
+        if track is None or track.readyState != 'live' or id(track) in self._drained:
+            return
+        self._drained.add(id(track))
+        task = asyncio.ensure_future(self._drain(transceiver, track))
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
+
+    async def _drain(self, transceiver: RTCRtpTransceiver, track: MediaStreamTrack) -> None:
+        """Decode everything arriving on `track`, counting frames with real content under the tile key its mid
+        carries at that moment (like the browser, an m-line the SFU recycles carries another tile later)."""
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
-                if (isinstance(frame, av.VideoFrame) and frame.width > 0) or (
-                    isinstance(frame, av.AudioFrame) and frame.samples > 0
+                key = self.pull_mids.get(transceiver.mid or '')
+                if key is not None and (
+                    (isinstance(frame, av.VideoFrame) and frame.width > 0)
+                    or (isinstance(frame, av.AudioFrame) and frame.samples > 0)
                 ):
                     async with self._changed:
                         self.frames[key] = self.frames.get(key, 0) + 1
@@ -197,15 +207,22 @@ class AiortcDriver:
         pc = self.pc('pull')
         self.pull_mids.update(mids)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type='offer'))
+        for transceiver in pc.getTransceivers():  # a recycled m-line: receive on it again
+            if transceiver.mid in mids and transceiver.direction == 'inactive':
+                transceiver.direction = 'recvonly'
         await pc.setLocalDescription(await pc.createAnswer())
+        for transceiver in pc.getTransceivers():  # a track whose 'track' event fired before its tile was known
+            if transceiver.mid in mids:
+                self._start_drain(transceiver)
         return pc.localDescription.sdp
 
     async def create_pull_close_offer(self, mids: list[str]) -> str:
+        """Like the browser: the closed m-lines become inactive (not stopped), so the SFU may recycle them."""
         pc = self.pc('pull')
         for transceiver in pc.getTransceivers():
             if transceiver.mid in mids:
                 self.pull_mids.pop(transceiver.mid, None)
-                await transceiver.stop()
+                transceiver.direction = 'inactive'
         await pc.setLocalDescription(await pc.createOffer())
         return pc.localDescription.sdp
 
