@@ -76,6 +76,7 @@ class Call:
     _worker: asyncio.Task[None] | None = None
     _unsubscribe: Callable[[], Any] | None = None
     _recovering: bool = False
+    _failed_roles: set[str] = field(default_factory=set)  # peer connections ('push', 'pull') to rebuild
 
     @classmethod
     def create(
@@ -366,17 +367,25 @@ class Call:
             else ('connected' if all(s == 'connected' for s in self.connection.values()) else 'connecting')
         )
         self.on_status(worst, f'{role}: {state}')
-        if state == 'failed' and not self._recovering and not self.left:
-            background_tasks.create(self._recover(), name='media recovery')
+        if state == 'failed' and role in ('push', 'pull') and not self.left:
+            self._failed_roles.add(role)
+            if not self._recovering:
+                background_tasks.create(self._recover(), name='media recovery')
 
     async def _recover(self) -> None:
+        """Rebuild the failed peer connections' sessions only (a failed pull leaves our own tracks alone)."""
         self._recovering = True
         self.on_status('reconnecting', 'Reconnecting media…')
         try:
-            locators = await self.media.recover()
-            for key, locator in locators.items():
-                if key in self.local:
-                    self._announce(self.local[key], locator)
+            while self._failed_roles and not self.left:
+                roles = sorted(self._failed_roles)
+                self._failed_roles.clear()
+                for role in roles:
+                    self.connection.pop(role, None)  # the failed connection is replaced; its new one reports anew
+                locators = await self.media.recover(roles)
+                for key, locator in locators.items():
+                    if key in self.local:
+                        self._announce(self.local[key], locator)
         except Exception as error:  # any failure here means: tell the user, retry on the next change
             log.warning('room=%s participant=%s: recovery failed: %s', self.room.name, self.participant_id, error)
             self.on_status('failed', 'Media connection failed. Reload the page to try again.')

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -324,17 +324,21 @@ class PageMedia:
 
     # ---- recovery and teardown --------------------------------------------------------------------------------
 
-    async def recover(self) -> dict[str, TrackLocator]:
-        """After a failed connection: new sessions, re-push and re-pull. Returns the locators of our tracks.
+    async def recover(self, roles: Collection[str] = ('push', 'pull')) -> dict[str, TrackLocator]:
+        """After a failed connection (`roles`: which of 'push' and 'pull'): new sessions, re-push and re-pull.
+        Returns the locators of our tracks.
 
         Each session is marked broken under its own lock (an exchange in flight finishes or fails first), then
-        rebuilt by the next push and pull — these two, or a push racing this recovery, whichever comes first.
+        rebuilt by the next push or pull — these, or a push racing this recovery, whichever comes first.
         """
         for session in (self._push, self._pull):
-            async with session.lock:
-                session.broken = session.broken or 'connection failed'
-        await self.push([])
-        await self.pull({})
+            if session.role in roles:
+                async with session.lock:
+                    session.broken = session.broken or 'connection failed'
+        if 'push' in roles:
+            await self.push([])
+        if 'pull' in roles:
+            await self.pull({})
         return self.pushed
 
     async def close(self) -> None:

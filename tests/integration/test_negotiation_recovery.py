@@ -346,6 +346,16 @@ async def test_recover_racing_a_push_keeps_every_track(pages: Callable[..., Page
     await alice.flowing('bob:camera')
 
 
+async def test_a_failed_pull_connection_rebuilds_only_the_pull_session(pages: Callable[..., Page]) -> None:
+    alice, bob = await pair(pages)
+    mine, old_pull = bob.media.pushed, bob.media._pull.id
+    await bob.driver.pcs['pull'].close()  # only the receiving connection died
+    assert await bob.media.recover(['pull']) == mine  # our own tracks were not touched
+    assert bob.media._pull.id != old_pull and bob.driver.resets == ['pull']
+    await bob.flowing('alice:camera', 'alice:mic')
+    await alice.flowing('bob:camera', 'bob:mic')
+
+
 async def hospital_with_cameras(pages: Callable[..., Page], room: str, count: int) -> tuple[Page, list[str]]:
     """A hospital station publishing `count` cameras (devices dev-1 …); returns it and the technician tile keys."""
     hospital = pages(room, 'hosp', Role.HOSPITAL)
