@@ -231,9 +231,9 @@ class Call:
         page. Returns True when it succeeded."""
         try:
             await step
-        except (CallsError, NegotiationError, TimeoutError) as error:
+        except Exception as error:  # Calls, negotiation, a browser method timing out, the page's client gone
             if not self.left:
-                log.warning('room=%s participant=%s: %s failed: %s', self.room.name, self.participant_id, what, error)
+                log.warning('room=%s participant=%s: %s failed: %r', self.room.name, self.participant_id, what, error)
             return False
         return True
 

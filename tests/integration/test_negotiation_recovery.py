@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from media.calls_api import CallsError, ServerError, TracksRequest, TracksResponse
+from media.calls_api import CallsError, InvalidRequestError, ServerError, TracksRequest, TracksResponse
 from media.calls_api import TrackLocator as WireLocator
 from media.calls_client import CallsClient
 from media.negotiation import NegotiationError, PageMedia
@@ -459,3 +459,107 @@ async def test_pull_mlines_stay_bounded_over_fifty_privacy_toggles(
     assert set(tech.media.pulled) == {steady, toggled}
     assert most <= tech.media.max_closed_mlines + 2 + 1, most  # closed + live + the one being added
     await tech.flowing(steady, toggled)
+
+
+# ---- no single failure wedges a page ------------------------------------------------------------------------------
+
+DRIVER_STEPS = (
+    'create_push_offer',
+    'apply_push_answer',
+    'wait_sending',
+    'create_push_close_offer',
+    'answer_pull',
+    'create_pull_close_offer',
+    'apply_pull_answer',
+    'drop_pulled',
+    'drop_pushed',
+)
+CALLS_STEPS = ('new_session', 'new_tracks', 'renegotiate', 'close_tracks')
+
+
+class FaultyDriver(AiortcDriver):
+    """Raises TimeoutError (a `run_method` timeout) the first time `fault` is called once `armed`."""
+
+    fault = ''
+    armed = False
+
+    def __getattribute__(self, name: str) -> Any:
+        attr = super().__getattribute__(name)
+        if name in DRIVER_STEPS and super().__getattribute__('armed') and name == super().__getattribute__('fault'):
+            self.armed = False
+
+            async def failing(*args: Any, **kwargs: Any) -> Any:
+                raise TimeoutError(f'{name} timed out')
+
+            return failing
+        return attr
+
+
+class FaultyClient(CallsClient):
+    """Answers 400 the first time `fault` is called once `armed` (non-retryable: the exchange fails)."""
+
+    fault = ''
+    armed = False
+
+    def __getattribute__(self, name: str) -> Any:
+        attr = super().__getattribute__(name)
+        if name in CALLS_STEPS and super().__getattribute__('armed') and name == super().__getattribute__('fault'):
+            self.armed = False
+
+            async def failing(*args: Any, **kwargs: Any) -> Any:
+                raise InvalidRequestError(f'{name}: injected failure')
+
+            return failing
+        return attr
+
+
+@pytest.mark.parametrize('sfu', [{'media_timeout_s': 30.0}], indirect=True)
+@pytest.mark.parametrize('fault', [f'driver.{s}' for s in DRIVER_STEPS] + [f'calls.{s}' for s in CALLS_STEPS])
+async def test_no_single_failure_wedges_a_page(pages: Callable[..., Page], sfu: EmbeddedSFU, fault: str) -> None:
+    """One failure anywhere in push, pull, close and re-pull: afterwards, what the sync loop does (heal, sync,
+    publish again) brings the page back to sending and receiving everything."""
+    where, step = fault.split('.')
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sfu.asgi_app), base_url='http://sfu') as http:
+        faulty = FaultyClient(http, APP_ID, APP_SECRET)
+        alice = pages('alpha', 'alice')
+        bob = pages('alpha', 'bob', driver=FaultyDriver('bob'))
+        bob.media.client = faulty
+        bob.media.sending_timeout = 2.0
+        await alice.publish()
+        target: Any = bob.driver if where == 'driver' else faulty
+        target.fault, target.armed = step, True
+
+        async def attempt(step: Callable[[], Awaitable[object]]) -> None:
+            try:
+                await step()
+            except (CallsError, NegotiationError):
+                pass  # the page shows a message; the sync loop heals
+
+        async def publish() -> None:  # Call.publish_all, then what it and on_locator announce
+            await attempt(lambda: bob.media.push(['camera', 'mic']))
+            await attempt(lambda: bob.media.confirm_sending(1.0))  # the camera manager's recheck of silent ones
+            mine = bob.media.pushed
+            bob.room.set_camera('bob', str(mine['camera']) if 'camera' in mine else None)
+            bob.room.set_mic('bob', str(mine['mic']) if 'mic' in mine else None)
+
+        bob.driver.add_local('camera', 'video')
+        bob.driver.add_local('mic', 'audio')
+        await publish()
+        await attempt(bob.sync)
+        await attempt(lambda: bob.media.unpull(['alice:camera']))  # negotiated: the mic stays
+        await attempt(bob.sync)
+        await attempt(lambda: bob.media.unpush(['camera']))  # negotiated: the mic stays
+        await attempt(lambda: bob.media.unpull(['alice:camera', 'alice:mic']))  # forced: the last ones
+        await attempt(lambda: bob.media.unpush(['mic']))  # forced: the last one
+        assert not target.armed, f'{fault} was never reached'
+
+        for _ in range(2):  # what Call's sync loop does after a failure (and the user publishing again)
+            if bob.media.needs_heal:
+                await attempt(bob.media.heal)
+            await publish()
+            await attempt(bob.sync)
+        assert set(bob.media.pulled) == {'alice:camera', 'alice:mic'}, bob.media.states
+        assert set(bob.media.pushed) == {'camera', 'mic'}, bob.media.states
+        await bob.flowing('alice:camera', 'alice:mic')
+        await alice.sync()
+        await alice.flowing('bob:camera', 'bob:mic')
