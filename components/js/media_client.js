@@ -159,7 +159,9 @@ export class MediaClient {
       if (entry.transceiver) continue;
       const init = { direction: 'sendonly', streams: [] };
       if (entry.source === 'camera') init.sendEncodings = cameraEncodings(entry.track, this.caps);
-      entry.transceiver = pc.addTransceiver(entry.track, init);
+      // A camera or screen switched off (its capture stopped) is pushed again without a track after a rebuilt
+      // session: the sender sends nothing until setLocalEnabled(key, true) gives it the reopened one.
+      entry.transceiver = pc.addTransceiver(entry.disabled ? entry.track.kind : entry.track, init);
       if (entry.source === 'camera' || entry.source === 'screen') preferCodec(entry.transceiver, 'video/VP8');
       if (entry.source === 'mic') {
         entry.stopSpeaking = watchSpeaking(entry.transceiver.sender, (speaking) => this.emit('speaking', { key, speaking }));
