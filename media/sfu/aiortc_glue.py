@@ -27,6 +27,14 @@ Sender (subscriber side: RTP out, no encoding)
 13. ``RTCDtlsTransport._send_rtp`` — SRTP-protects and sends one serialised packet.
 14. ``aiortc.rtp.RTP_HISTORY_SIZE`` — size of the sender history ring used by 10.
 15. ``RTCDtlsTransport.state`` is public; ``RTCRtpReceiver.transport``/``RTCRtpSender.transport`` are public.
+
+Rolling back an SFU offer that was never answered (``rollback_local_offer``), before a client offer is applied
+16. ``RTCPeerConnection._RTCPeerConnection__transceivers`` — transceivers first offered by the dropped offer are
+    removed.
+17. ``RTCPeerConnection._RTCPeerConnection__pendingLocalDescription`` / ``__currentLocalDescription`` /
+    ``__currentRemoteDescription`` — the dropped offer is forgotten; the current ones tell which mids were negotiated.
+18. ``RTCPeerConnection._RTCPeerConnection__setSignalingState`` — back to ``stable``.
+19. ``RTCRtpTransceiver._set_mline_index`` — a detached transceiver releases its m-line index.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aioice.ice
-from aiortc import RTCRtpReceiver, RTCRtpSender, clock
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, clock
 from aiortc import rtp as _rtp
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport
@@ -46,6 +54,13 @@ from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 PacketHandler = Callable[[RtpPacket], Awaitable[None]]
+
+_PC_STATE = (
+    '_RTCPeerConnection__transceivers',
+    '_RTCPeerConnection__pendingLocalDescription',
+    '_RTCPeerConnection__currentLocalDescription',
+    '_RTCPeerConnection__currentRemoteDescription',
+)
 
 
 class GlueIncompatibleError(RuntimeError):
@@ -61,6 +76,8 @@ def assert_compatible() -> None:
         (RTCRtpReceiver, ('_handle_rtp_packet', 'receive', '_RTCRtpReceiver__stop_decoder', '_send_rtcp_pli')),
         (RTCRtpSender, ('send', '_send_keyframe', '_retransmit', '_handle_rtcp_packet')),
         (RTCDtlsTransport, ('_send_rtp',)),
+        (RTCPeerConnection, ('_RTCPeerConnection__setSignalingState',)),
+        (RTCRtpTransceiver, ('_set_mline_index',)),
     ):
         missing += [f'{cls.__name__}.{n}' for n in names if not hasattr(cls, n)]
     if not isinstance(getattr(_rtp, 'RTP_HISTORY_SIZE', None), int):
@@ -85,8 +102,14 @@ def assert_compatible() -> None:
             loop.close()
     missing += [f'RTCRtpReceiver.{a}' for a in receiver_attrs if not hasattr(receiver, a)]
     missing += [f'RTCRtpSender.{a}' for a in sender_attrs if not hasattr(sender, a)]
+    missing += [f'RTCPeerConnection.{a}' for a in _PC_STATE if a not in _pc_attributes()]
     if missing:
         raise GlueIncompatibleError('aiortc/aioice internals missing for the embedded SFU: ' + ', '.join(missing))
+
+
+def _pc_attributes() -> set[str]:
+    """Instance attributes RTCPeerConnection.__init__ assigns (read from its code: no PC is built, nothing binds)."""
+    return set(RTCPeerConnection.__init__.__code__.co_names)
 
 
 def _instances() -> tuple[RTCRtpReceiver, RTCRtpSender]:
@@ -226,3 +249,27 @@ def attach_sender(
 
     s.send = send
     s._send_keyframe = on_keyframe_request
+
+
+def rollback_local_offer(pc: RTCPeerConnection) -> list[RTCRtpTransceiver]:
+    """Forget an SFU offer that was never answered: back to ``stable`` as if it had not been made.
+
+    Transceivers that first appeared in that offer are detached from the PC and returned (the caller stops them);
+    their mids stay used, so they are never handed out again. Only for a PC that negotiated once (otherwise there is
+    nothing to go back to: replace the PC).
+    """
+    p: Any = pc
+    if pc.signalingState != 'have-local-offer':
+        return []
+    negotiated: set[str] = set()
+    for description in (p._RTCPeerConnection__currentLocalDescription, p._RTCPeerConnection__currentRemoteDescription):
+        if description is not None:
+            negotiated |= {m.rtp.muxId for m in description.media}
+    transceivers: list[RTCRtpTransceiver] = p._RTCPeerConnection__transceivers
+    detached = [t for t in transceivers if t.mid is None or t.mid not in negotiated]
+    for t in detached:
+        transceivers.remove(t)
+        t._set_mline_index(None)  # type: ignore[arg-type]
+    p._RTCPeerConnection__pendingLocalDescription = None
+    p._RTCPeerConnection__setSignalingState('stable')
+    return detached

@@ -15,6 +15,10 @@ class SfuConfig:
 
     :param ice_hosts: host addresses offered as ICE candidates (tests use ``['127.0.0.1']``); applies process-wide.
     :param ice_servers: STUN/TURN servers for the SFU's peer connections; empty means none (never Google's STUN).
+    :param media_timeout_s: a publication with no RTP for this long is closed and its subscribers' tracks end.
+    :param session_timeout_s: a session never connected this long after its creation is removed.
+    :param answer_timeout_s: an SFU offer (a pull) unanswered this long is dropped: its subscriptions end and the
+        session accepts requests again (until then, other mutations get 406 and a rejected answer may be retried).
     :param simulate_loss: diagnostic only: the fraction of forwarded RTP packets dropped per subscriber (0 to
         ``MAX_SIMULATED_LOSS``), to see loss indicators without a lossy network.
     """
@@ -25,11 +29,18 @@ class SfuConfig:
     ice_servers: list[RTCIceServer] = field(default_factory=list)
     media_timeout_s: float = 30.0
     session_timeout_s: float = 30.0
+    answer_timeout_s: float = 15.0
     empty_track_wait_s: float = 8.0
     connect_wait_s: float = 5.0
     keyframe_cache_packets: int = 600
     simulate_loss: float = 0.0
 
     def __post_init__(self) -> None:
+        for name in ('media_timeout_s', 'session_timeout_s', 'answer_timeout_s'):
+            if not getattr(self, name) > 0:
+                raise ValueError(f'{name} must be positive, got {getattr(self, name)}')
+        for name in ('empty_track_wait_s', 'connect_wait_s'):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f'{name} must not be negative, got {getattr(self, name)}')
         if not 0.0 <= self.simulate_loss <= MAX_SIMULATED_LOSS:
             raise ValueError(f'simulate_loss must be from 0 to {MAX_SIMULATED_LOSS}, got {self.simulate_loss}')

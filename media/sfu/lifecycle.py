@@ -62,10 +62,16 @@ class Lifecycle:
             self._spawn(self.close_session(peer.session_id))
 
     async def collect(self, now: float) -> None:
-        """One GC pass: idle publications (no media for media_timeout_s) and never-connected sessions."""
+        """One GC pass: idle publications (no media for media_timeout_s), never-connected sessions and SFU offers
+        unanswered past answer_timeout_s (a session busy with a request is left to that request's own check)."""
         config = self._service.config
         for session_id in self._service.registry.expired(now, config.session_timeout_s):
             await self.close_session(session_id)
+        for record in self._service.registry.answers_overdue(now):
+            if not record.lock.locked():
+                async with record.lock:
+                    if record.answer_overdue(now) and not record.closed:
+                        await self._service.expire_offer(record)
         for record in list(self._service.registry.sessions.values()):
             peer = self._service.peers.get(record.session_id)
             if peer is None:
@@ -93,7 +99,7 @@ class Lifecycle:
 
     async def _gc_loop(self) -> None:
         config = self._service.config
-        interval = max(0.05, min(config.media_timeout_s, config.session_timeout_s) / 4)
+        interval = max(0.05, min(config.media_timeout_s, config.session_timeout_s, config.answer_timeout_s) / 4)
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)

@@ -1,6 +1,7 @@
 """The Calls operations of the embedded SFU, on typed ``media.calls_api`` models (HTTP lives in ``api.py``).
 
-Each mutation runs under its session's FIFO lock; a mutation while an SFU offer is unanswered is a 406.
+Each mutation runs under its session's FIFO lock; a mutation while an SFU offer is unanswered is a 406, until the
+offer's ``answer_timeout_s`` passes: then its subscriptions are dropped and the session accepts requests again.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class CallsService:
         if offer is None:
             return record.session_id, None
         async with record.lock:
-            answer, _ = await self._answer(peer, offer)
+            answer, _ = await self._answer(record, peer, offer)
         return record.session_id, answer
 
     def session(self, session_id: str) -> SessionRecord:
@@ -102,7 +103,7 @@ class CallsService:
     async def _push(self, record: SessionRecord, request: TracksRequest) -> TracksResponse:
         peer = self.peers[record.session_id]
         assert request.session_description is not None
-        answer, mids = await self._answer(peer, request.session_description)
+        answer, mids = await self._answer(record, peer, request.session_description)
         wanted = list(request.tracks or [])
         if request.auto_discover:
             taken = set(peer.publications)
@@ -172,6 +173,7 @@ class CallsService:
                 session_id=item.session_id,
             )
         record.awaiting_answer = True
+        record.answer_deadline = self._now() + self.config.answer_timeout_s
         return TracksResponse(
             requires_immediate_renegotiation=True,
             session_description=SessionDescription(type='offer', sdp=offer_sdp),
@@ -197,6 +199,10 @@ class CallsService:
         peer = self.peers[session_id]
         async with record.lock:
             description = request.session_description
+            if record.answer_overdue(self._now()):
+                await self.expire_offer(record)  # too late: the subscriptions it offered are gone
+            if record.closed:
+                raise SessionGoneError('Session closed')
             if not record.awaiting_answer or peer.pc is None or peer.pc.localDescription is None:
                 raise InvalidRequestError(
                     'No SFU offer is waiting for an answer', error_code=INVALID_SESSION_DESCRIPTION
@@ -207,9 +213,30 @@ class CallsService:
             try:
                 await peer.accept_answer(description.sdp)
             except SdpError as exc:
+                # still awaiting: the client may send a corrected answer until the deadline
                 raise InvalidRequestError(str(exc), error_code=INVALID_SESSION_DESCRIPTION) from None
             record.awaiting_answer = False
+            record.answer_deadline = None
+            peer.answered()
         return RenegotiateResponse()
+
+    async def expire_offer(self, record: SessionRecord) -> None:
+        """Under the session lock: the SFU offer went unanswered past its deadline. Its subscriptions end (their
+        senders stop, their tracks become inactive) and the session accepts requests again. A session whose PC is
+        gone or failed cannot be negotiated again: it is closed (410 from now on), the client rebuilds."""
+        record.awaiting_answer = False
+        record.answer_deadline = None
+        peer = self.peers.get(record.session_id)
+        if peer is None:
+            return
+        mids = await peer.drop_offered()
+        for mid in mids:
+            track = record.tracks.get(mid)
+            if track is not None:
+                track.active = False
+        logger.info('session %s: SFU offer unanswered, dropped %s', record.session_id, mids)
+        if peer.pc is not None and peer.pc.connectionState in ('failed', 'closed'):
+            await self.lifecycle.close_session(record.session_id)
 
     # --- tracks/close ----------------------------------------------------------------------------------------
     async def close_tracks(self, session_id: str, request: CloseTracksRequest) -> CloseTracksResponse:
@@ -237,7 +264,7 @@ class CallsService:
                 results.append(CloseTrackResult(mid=item.mid))
             answer = None
             if not request.force and offer is not None:
-                answer, _ = await self._answer(peer, offer)
+                answer, _ = await self._answer(record, peer, offer)
         return CloseTracksResponse(requires_immediate_renegotiation=False, session_description=answer, tracks=results)
 
     # --- tracks/update ---------------------------------------------------------------------------------------
@@ -277,7 +304,9 @@ class CallsService:
         self.peers[record.session_id] = peer
         return peer
 
-    async def _answer(self, peer: PeerSession, offer: SessionDescription) -> tuple[SessionDescription, list[str]]:
+    async def _answer(
+        self, record: SessionRecord, peer: PeerSession, offer: SessionDescription
+    ) -> tuple[SessionDescription, list[str]]:
         if offer.type != 'offer':
             raise InvalidRequestError('Expected an offer', error_code=INVALID_SESSION_DESCRIPTION)
         self._check(offer.sdp, None)
@@ -285,6 +314,11 @@ class CallsService:
             sdp, mids = await peer.answer(offer.sdp)
         except SdpError as exc:
             raise InvalidRequestError(str(exc), error_code=INVALID_SESSION_DESCRIPTION) from None
+        finally:
+            # an unanswered SFU offer rolled back by peer.answer() takes its (inactive) subscriptions with it
+            for mid, track in list(record.tracks.items()):
+                if track.location == 'remote' and not track.active and mid not in peer.subscriptions:
+                    del record.tracks[mid]
         return SessionDescription(type='answer', sdp=sdp), mids
 
     def _check(self, sdp: str, local_offer: str | None) -> None:
@@ -293,7 +327,7 @@ class CallsService:
             raise InvalidRequestError(problem, error_code=INVALID_SESSION_DESCRIPTION)
 
     def _mutation(self, record: SessionRecord) -> Mutation:
-        return Mutation(record)
+        return Mutation(record, self._now, self.expire_offer)
 
     async def _await_connectivity(self, peer: PeerSession) -> None:
         pc = peer.pc

@@ -60,7 +60,8 @@ class PeerSession:
         self._now = now
         self._loss = loss
         self.connected = asyncio.Event()
-        self._pending: list[Subscription] = []
+        self._pending: list[Subscription] = []  # subscribed, not yet in an offer
+        self.offered: list[str] = []  # mids of the subscriptions in the SFU offer waiting for its answer
         self._closed = False
 
     @property
@@ -75,6 +76,8 @@ class PeerSession:
 
             @pc.on('connectionstatechange')
             def _changed() -> None:
+                if self.pc is not pc:
+                    return  # replaced (see _forget_unanswered_offer)
                 if pc.connectionState == 'connected':
                     self.connected.set()
                 self._on_state(self, pc.connectionState)
@@ -83,6 +86,7 @@ class PeerSession:
 
     async def answer(self, offer_sdp: str) -> tuple[str, list[str]]:
         """Apply a client offer; return the SFU answer and the offer's mids."""
+        await self._forget_unanswered_offer()
         pc = self._ensure_pc()
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type='offer'))
@@ -160,11 +164,32 @@ class PeerSession:
         return transceiver
 
     def assign_mids(self) -> None:
-        """After ``offer()``: index new subscriptions by their mid."""
+        """After ``offer()``: index the new subscriptions by their mid; they wait for the answer."""
+        self.offered = []
         for sub in self._pending:
-            assert sub.transceiver.mid is not None
-            self.subscriptions[sub.transceiver.mid] = sub
+            mid = sub.transceiver.mid
+            assert mid is not None
+            self.subscriptions[mid] = sub
+            self.offered.append(mid)
         self._pending.clear()
+
+    def answered(self) -> None:
+        """The SFU offer was answered: its subscriptions are settled."""
+        self.offered = []
+
+    async def drop_offered(self) -> list[str]:
+        """The SFU offer's answer never came (or never was valid): stop its subscriptions; return their mids.
+
+        Their transceivers turn inactive and their senders stop, so no later answer can make them send. The offer
+        itself stays this PC's pending local description: the next SFU offer carries the same m-lines (inactive),
+        which is what a client that did apply it expects. A client offer rolls it back first
+        (``_forget_unanswered_offer``).
+        """
+        mids, self.offered = self.offered, []
+        for mid in mids:
+            await self.stop_subscription(mid, end_track=True)
+            self.subscriptions[mid].transceiver.direction = 'inactive'
+        return mids
 
     async def stop_subscription(self, mid: str, *, end_track: bool) -> None:
         """Stop forwarding to ``mid``; with ``end_track`` also stop the sender so the subscriber's track ends."""
@@ -176,6 +201,26 @@ class PeerSession:
             sub.forwarder.remove_subscriber(sub.downstream)
         if end_track:
             await sub.transceiver.sender.stop()
+
+    async def _forget_unanswered_offer(self) -> None:
+        """Before a client offer: roll back an SFU offer that timed out unanswered (aiortc cannot apply a remote
+        offer in ``have-local-offer``, and has no rollback). A PC that never negotiated is replaced instead."""
+        pc = self.pc
+        if pc is None or pc.signalingState != 'have-local-offer':
+            return
+        if pc.remoteDescription is None:  # nothing was ever negotiated: start over with a new PC
+            for mid in list(self.subscriptions):
+                await self.stop_subscription(mid, end_track=True)
+            self.subscriptions.clear()
+            self.pc = None
+            self.connected = asyncio.Event()
+            await pc.close()
+            return
+        detached = {id(t) for t in aiortc_glue.rollback_local_offer(pc)}
+        for mid, sub in list(self.subscriptions.items()):
+            if id(sub.transceiver) in detached:
+                await self.stop_subscription(mid, end_track=True)
+                del self.subscriptions[mid]
 
     def swap_source(self, mid: str, forwarder: Forwarder) -> None:
         """Feed an existing subscription from another publication of the same kind (tracks/update)."""

@@ -31,10 +31,14 @@ class SessionRecord:
     created_at: float
     tracks: dict[str, TrackRecord] = field(default_factory=dict)  # by mid
     awaiting_answer: bool = False
+    answer_deadline: float | None = None  # while awaiting_answer: when the SFU offer's subscriptions are dropped
     connected_once: bool = False
     closed: bool = False
     # FIFO: asyncio.Lock wakes waiters in arrival order, which is exactly the per-session queue the API needs
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def answer_overdue(self, now: float) -> bool:
+        return self.awaiting_answer and self.answer_deadline is not None and now >= self.answer_deadline
 
     def local_track(self, track_name: str) -> TrackRecord | None:
         for track in self.tracks.values():
@@ -84,6 +88,10 @@ class Registry:
             for s in self.sessions.values()
             if not s.connected_once and now - s.created_at > session_timeout_s
         ]
+
+    def answers_overdue(self, now: float) -> list[SessionRecord]:
+        """Sessions whose SFU offer went unanswered past its deadline."""
+        return [s for s in self.sessions.values() if s.awaiting_answer and s.answer_overdue(now)]
 
     def counts(self) -> dict[str, int]:
         tracks = [t for s in self.sessions.values() for t in s.tracks.values() if t.active]
