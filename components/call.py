@@ -102,6 +102,7 @@ class Call:
             participant_id=participant_id,
         )
         media.on_locator = call._locator_changed
+        media.on_broken = call._dirty.set  # the sync loop heals the broken session (with backoff)
         room.join(participant_id, name, role, time.monotonic())
         call._unsubscribe = registry.subscribe(room_name, call._changed)
         session.on('heartbeat', lambda _: call.heartbeat())

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from media.calls_api import TrackLocator
+from media.calls_api import CallsError, TrackLocator
 from media.calls_client import CallsClient
 from media.negotiation_pull import PullSide
 from media.negotiation_push import PushSide
@@ -63,6 +63,8 @@ class PageMedia(PushSide, PullSide):
     on_locator: Callable[[str, TrackLocator | None], object] = lambda key, locator: None
     """Told when a pushed key's announceable locator changes outside the caller's own request (a rebuilt session,
     a re-publish): announce it, or withdraw it on None."""
+    on_broken: Callable[[], object] = lambda: None
+    """Told when an exchange failed and left a session broken: schedule `heal()` and a pull sync (with backoff)."""
     closed: bool = False
     _push: SessionSlot = field(default_factory=lambda: SessionSlot(role='push'))
     _pull: SessionSlot = field(default_factory=lambda: SessionSlot(role='pull'))
@@ -133,7 +135,10 @@ class PageMedia(PushSide, PullSide):
         sending = await self.driver.wait_sending(keys, timeout)
         async with self._push.lock:
             late = [k for k in keys if k in sending and self._push_state(k) is S.SILENT]
-            watches = await self._revive(late, 'silent')
+            try:
+                watches = await self._revive(late, 'silent')
+            except CallsError as error:  # a periodic recheck: one kind of error for its caller; `on_broken` heals
+                raise NegotiationError('Publishing a camera that started late failed; retrying.') from error
         for watch in watches:
             await self._settle(watch)
         return {k: loc for k, loc in self.pushed.items() if k in late and self._keys[k].state is S.SENDING}

@@ -115,6 +115,7 @@ class SessionBase:
     participant_id: str
     clock: Callable[[], float]
     on_locator: Callable[[str, TrackLocator | None], object]
+    on_broken: Callable[[], object]
     closed: bool
     _push: SessionSlot
     _pull: SessionSlot
@@ -201,6 +202,8 @@ class SessionBase:
                 session.role,
                 error,
             )
+            if not self.closed:
+                self.on_broken()
             if isinstance(error, (CallsError, NegotiationError)) or not isinstance(error, Exception):
                 raise
             raise NegotiationError('The browser did not complete the media exchange; retrying.') from error

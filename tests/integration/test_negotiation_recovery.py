@@ -205,10 +205,12 @@ async def test_a_wedged_pull_session_is_rebuilt_and_the_next_pull_flows(
     await alice.publish()
     pushed = await bob.publish()
     bob.driver.wedge = mode
+    broken: list[str] = []
+    bob.media.on_broken = lambda: broken.append('pull')  # Call wakes its sync loop (with backoff) on this
     with pytest.raises((NegotiationError, CallsError)):
         await bob.sync()
     wedged = bob.media._pull.id
-    assert bob.media.pulled == {} and bob.media.needs_heal
+    assert bob.media.pulled == {} and bob.media.needs_heal and broken == ['pull']
 
     assert set(await bob.sync()) == {'alice:camera', 'alice:mic'}
     assert bob.media._pull.id != wedged  # a new pull session
