@@ -115,7 +115,7 @@ class Call:
 
     @property
     def me(self) -> Participant | None:
-        return self.room.get(self.participant_id)
+        return self.room.participants.get(self.participant_id)  # None once expired or left, never raises
 
     # ---- publishing -------------------------------------------------------------------------------------------
 
