@@ -35,6 +35,13 @@ Rolling back an SFU offer that was never answered (``rollback_local_offer``), be
     ``__currentRemoteDescription`` — the dropped offer is forgotten; the current ones tell which mids were negotiated.
 18. ``RTCPeerConnection._RTCPeerConnection__setSignalingState`` — back to ``stable``.
 19. ``RTCRtpTransceiver._set_mline_index`` — a detached transceiver releases its m-line index.
+
+Sender reuse (a closed subscription's m-line recycled for a new one: ``SenderHandle.recycle``)
+20. ``RTCRtpSender._RTCRtpSender__started`` — reset so aiortc's ``send()`` starts the RTP/RTCP loops again.
+21. ``RTCRtpSender._RTCRtpSender__rtp_started`` / ``__rtcp_started`` / ``__rtp_exited`` / ``__rtcp_exited`` — the
+    loops' events, cleared so a later ``stop()`` waits for the new loops.
+22. ``RTCRtpSender._rtx_ssrc`` (with 9) — fresh SSRCs, so the subscriber sees a clean new stream; ``__lsr`` with 11/12
+    reset.
 """
 
 from __future__ import annotations
@@ -52,9 +59,17 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.utils import random32
 
 PacketHandler = Callable[[RtpPacket], Awaitable[None]]
 
+_SENDER_LOOP_STATE = (
+    '_RTCRtpSender__started',
+    '_RTCRtpSender__rtp_started',
+    '_RTCRtpSender__rtcp_started',
+    '_RTCRtpSender__rtp_exited',
+    '_RTCRtpSender__rtcp_exited',
+)
 _PC_STATE = (
     '_RTCPeerConnection__transceivers',
     '_RTCPeerConnection__pendingLocalDescription',
@@ -90,6 +105,9 @@ def assert_compatible() -> None:
         '_RTCRtpSender__octet_count',
         '_RTCRtpSender__ntp_timestamp',
         '_RTCRtpSender__rtp_timestamp',
+        '_rtx_ssrc',
+        '_RTCRtpSender__lsr',
+        *_SENDER_LOOP_STATE,
     )
     try:
         asyncio.get_running_loop()
@@ -194,7 +212,7 @@ class _IdleTrack(MediaStreamTrack):
 
 
 class SenderPort:
-    """Writes forwarded RTP packets straight onto an aiortc sender's transport."""
+    """Writes forwarded RTP packets straight onto an aiortc sender's transport (until ``close()``)."""
 
     def __init__(self, sender: RTCRtpSender, parameters: RTCRtpSendParameters) -> None:
         s: Any = sender
@@ -207,9 +225,16 @@ class SenderPort:
         self._extensions = HeaderExtensionsMap()
         self._extensions.configure(parameters)
         self._history: dict[int, RtpPacket] = s._RTCRtpSender__rtp_history
+        self.closed = False
+
+    def close(self) -> None:
+        """Send nothing more (a replay still running for a removed downstream stops here)."""
+        self.closed = True
 
     async def send(self, packet: RtpPacket) -> int:
-        """Send one already-rewritten packet; return the bytes written (0 when the transport is not up)."""
+        """Send one already-rewritten packet; return the bytes written (0 when closed or the transport is not up)."""
+        if self.closed:
+            return 0
         packet.extensions.mid = self._mid
         packet.extensions.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
         self._history[packet.sequence_number % _rtp.RTP_HISTORY_SIZE] = packet
@@ -226,29 +251,68 @@ class SenderPort:
         return len(data)
 
 
-def attach_sender(
-    sender: RTCRtpSender,
-    on_ready: Callable[[SenderPort], None],
-    on_keyframe_request: Callable[[], None],
-) -> None:
-    """Park the sender's own media loop; call ``on_ready`` with a port once the transport is up."""
-    sender.replaceTrack(_IdleTrack(sender.kind))
-    s: Any = sender
-    original_send = sender.send
+class SenderHandle:
+    """An SFU sender: its own media loop parked, wired to a ``SenderPort`` once the transport is up.
 
-    ready = False
+    ``stop()`` ends the stream (RTCP BYE, no more sender reports, no more packets); ``recycle()`` makes the same
+    sender (same m-line, same mid) ready for a new stream under fresh SSRCs, started again by aiortc's next
+    ``send()`` once an answer makes the transceiver send.
+    """
 
-    async def send(parameters: RTCRtpSendParameters) -> None:
-        # aiortc calls send() again on every renegotiation of the session; the port is wired once, else each
-        # re-offer (a third participant joining) would fork another downstream onto the same SSRC.
-        nonlocal ready
-        await original_send(parameters)
-        if not ready:
-            ready = True
-            on_ready(SenderPort(sender, parameters))
+    def __init__(
+        self,
+        sender: RTCRtpSender,
+        on_ready: Callable[[SenderPort], None],
+        on_keyframe_request: Callable[[], None],
+    ) -> None:
+        self.sender = sender
+        self.port: SenderPort | None = None
+        self.stopped = False
+        self._on_ready = on_ready
+        s: Any = sender
+        original_send = sender.send
+        sender.replaceTrack(_IdleTrack(sender.kind))
 
-    s.send = send
-    s._send_keyframe = on_keyframe_request
+        async def send(parameters: RTCRtpSendParameters) -> None:
+            # aiortc calls send() again on every renegotiation of the session; the port is wired once per stream,
+            # else each re-offer (a third participant joining) would fork another downstream onto the same SSRC.
+            if self.stopped:
+                return  # an answer in flight must not restart a stream that was closed meanwhile
+            await original_send(parameters)
+            if self.port is None:
+                self.port = SenderPort(sender, parameters)
+                self._on_ready(self.port)
+
+        s.send = send
+        s._send_keyframe = on_keyframe_request
+
+    async def stop(self) -> None:
+        """End the stream: no more packets, the RTCP loop sends its BYE and stops (idempotent)."""
+        self.stopped = True
+        if self.port is not None:
+            self.port.close()
+        await self.sender.stop()
+
+    async def recycle(self, on_ready: Callable[[SenderPort], None], on_keyframe_request: Callable[[], None]) -> None:
+        """After ``stop()``: a new stream on the same sender, fresh SSRCs, the next ``send()`` starts it."""
+        await self.stop()
+        s: Any = self.sender
+        s._RTCRtpSender__started = False
+        for name in _SENDER_LOOP_STATE[1:]:
+            setattr(s, name, asyncio.Event())
+        s._ssrc = random32()
+        s._rtx_ssrc = random32()
+        s._RTCRtpSender__rtp_history.clear()
+        s._RTCRtpSender__packet_count = 0
+        s._RTCRtpSender__octet_count = 0
+        s._RTCRtpSender__ntp_timestamp = 0
+        s._RTCRtpSender__rtp_timestamp = 0
+        s._RTCRtpSender__lsr = None
+        s._send_keyframe = on_keyframe_request
+        self.sender.replaceTrack(_IdleTrack(self.sender.kind))  # the stopped RTP loop dropped the last one
+        self._on_ready = on_ready
+        self.port = None
+        self.stopped = False
 
 
 def rollback_local_offer(pc: RTCPeerConnection) -> list[RTCRtpTransceiver]:

@@ -19,6 +19,11 @@ class SfuConfig:
     :param session_timeout_s: a session never connected this long after its creation is removed.
     :param answer_timeout_s: an SFU offer (a pull) unanswered this long is dropped: its subscriptions end and the
         session accepts requests again (until then, other mutations get 406 and a rejected answer may be retried).
+    :param recycle_mlines: a new pull of kind K reuses the m-line (mid) of a closed subscription of kind K that the
+        client closed as ``inactive`` (or that an unanswered offer dropped), with fresh SSRCs, instead of adding one:
+        a pull session's m-lines stay bounded. Off by default until every client in use follows an SSRC change on a
+        re-offered m-line (Chromium and ``media_client.js`` do; aiortc 1.16 as a client does not on its own, see
+        ``tests/integration/sfu_wire.follow_recycled``).
     :param simulate_loss: diagnostic only: the fraction of forwarded RTP packets dropped per subscriber (0 to
         ``MAX_SIMULATED_LOSS``), to see loss indicators without a lossy network.
     """
@@ -33,6 +38,7 @@ class SfuConfig:
     empty_track_wait_s: float = 8.0
     connect_wait_s: float = 5.0
     keyframe_cache_packets: int = 600
+    recycle_mlines: bool = False
     simulate_loss: float = 0.0
 
     def __post_init__(self) -> None:

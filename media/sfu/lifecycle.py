@@ -34,7 +34,7 @@ class Lifecycle:
         peer = self._service.peers.get(record.session_id)
         if track.location == 'remote':
             if peer is not None:
-                await peer.stop_subscription(track.mid, end_track=False)
+                await peer.stop_subscription(track.mid)
             return
         if peer is not None:
             peer.stop_publication(track.mid)
@@ -95,7 +95,7 @@ class Lifecycle:
             sub_track.active = False
             sub_peer = self._service.peers.get(sub_record.session_id)
             if sub_peer is not None:
-                await sub_peer.stop_subscription(sub_track.mid, end_track=True)
+                await sub_peer.stop_subscription(sub_track.mid)
 
     async def _gc_loop(self) -> None:
         config = self._service.config

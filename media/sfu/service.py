@@ -159,7 +159,7 @@ class CallsService:
             pending.append((i, forwarder))
         if not pending:
             return TracksResponse(requires_immediate_renegotiation=False, tracks=results)
-        transceivers = [(i, peer.subscribe(f)) for i, f in pending]
+        transceivers = [(i, await peer.subscribe(f)) for i, f in pending]
         offer_sdp = await peer.offer()
         peer.assign_mids()
         for i, transceiver in transceivers:
@@ -300,6 +300,7 @@ class CallsService:
             on_state=self.lifecycle.on_connection_state,
             now=self._now,
             loss=self._loss,
+            recycle_mlines=self.config.recycle_mlines,
         )
         self.peers[record.session_id] = peer
         return peer

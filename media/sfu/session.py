@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import sdp as sdp_module
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from . import aiortc_glue
@@ -31,9 +32,23 @@ class Subscription:
 
     forwarder: Forwarder
     transceiver: RTCRtpTransceiver
+    handle: aiortc_glue.SenderHandle | None = None
     downstream: Downstream | None = None
-    port: aiortc_glue.SenderPort | None = None
     closed: bool = False
+    # closed, and its m-line may carry a new subscription: the client itself offered it inactive (a negotiated
+    # close, as our browser client does it), or the SFU offer that added it was dropped unanswered
+    recyclable: bool = False
+
+    @property
+    def port(self) -> aiortc_glue.SenderPort | None:
+        return None if self.handle is None else self.handle.port
+
+    def on_ready(self, port: aiortc_glue.SenderPort) -> None:
+        if not self.closed and not self.forwarder.closed:
+            self.downstream = self.forwarder.add_subscriber(port)
+
+    def on_keyframe_request(self) -> None:
+        self.forwarder.request_keyframe()
 
 
 class PeerSession:
@@ -48,8 +63,10 @@ class PeerSession:
         on_state: Callable[[PeerSession, str], None],
         now: Callable[[], float],
         loss: PacketLoss | None = None,
+        recycle_mlines: bool = False,
     ) -> None:
         self.session_id = session_id
+        self.recycle_mlines = recycle_mlines
         self.pc: RTCPeerConnection | None = None
         self.publications: dict[str, Forwarder] = {}  # by mid
         self.subscriptions: dict[str, Subscription] = {}  # by mid
@@ -95,6 +112,10 @@ class PeerSession:
         await pc.setLocalDescription(await pc.createAnswer())
         mids = [t.mid for t in pc.getTransceivers() if t.mid is not None]
         self.rejected_mids |= rejected_mids(offer_sdp)
+        inactive = inactive_mids(offer_sdp)
+        for mid, sub in self.subscriptions.items():
+            if sub.closed and mid in inactive:
+                sub.recyclable = True
         return _crlf(mark_rejected(pc.localDescription.sdp, self.rejected_mids)), mids
 
     async def offer(self) -> str:
@@ -142,26 +163,58 @@ class PeerSession:
         aiortc_glue.tap_receiver(receiver, forwarder.on_packet)
         return forwarder
 
-    def subscribe(self, forwarder: Forwarder) -> RTCRtpTransceiver:
-        """Add a sendonly transceiver fed by ``forwarder``; its mid exists after the next ``offer()``."""
+    async def subscribe(self, forwarder: Forwarder) -> RTCRtpTransceiver:
+        """A sendonly transceiver fed by ``forwarder``: a recycled slot of its kind, else a new one.
+
+        A new transceiver's mid exists after the next ``offer()``; a recycled one keeps its mid.
+        """
         pc = self._ensure_pc()
-        transceiver = pc.addTransceiver(forwarder.kind, direction='sendonly')
+        sub = await self._recycle(forwarder) if self.recycle_mlines else None
+        if sub is None:
+            transceiver = pc.addTransceiver(forwarder.kind, direction='sendonly')
+            sub = Subscription(forwarder=forwarder, transceiver=transceiver)
+            sub.handle = aiortc_glue.SenderHandle(transceiver.sender, sub.on_ready, sub.on_keyframe_request)
         prefs = preferences_for(forwarder.kind, forwarder.mime_type, forwarder.codec_parameters)
         if prefs:
-            transceiver.setCodecPreferences(prefs)
-        sub = Subscription(forwarder=forwarder, transceiver=transceiver)
-
-        def on_ready(port: aiortc_glue.SenderPort) -> None:
-            sub.port = port
-            if not sub.closed and not sub.forwarder.closed:
-                sub.downstream = sub.forwarder.add_subscriber(port)
-
-        def on_keyframe_request() -> None:
-            sub.forwarder.request_keyframe()
-
-        aiortc_glue.attach_sender(transceiver.sender, on_ready, on_keyframe_request)
+            sub.transceiver.setCodecPreferences(prefs)
         self._pending.append(sub)
-        return transceiver
+        return sub.transceiver
+
+    def recyclable_mids(self, kind: str) -> list[str]:
+        """Mids of closed subscriptions of ``kind`` whose m-line can carry a new one.
+
+        Closed by negotiation (the client offered it inactive) or dropped before any answer; never a stopped or
+        rejected (port 0) m-line, never one closed by force only (the client may still hold it as receiving, or
+        may have stopped it without telling, as aiortc does: only ``inactive`` says it will take a new stream).
+        """
+        pc = self.pc
+        if pc is None:
+            return []
+        present = {id(t) for t in pc.getTransceivers()}
+        claimed = {id(p.transceiver) for p in self._pending}
+        return [
+            mid
+            for mid, sub in self.subscriptions.items()
+            if sub.closed
+            and sub.recyclable
+            and sub.transceiver.kind == kind
+            and id(sub.transceiver) in present
+            and id(sub.transceiver) not in claimed
+            and not sub.transceiver.stopped
+            and mid not in self.rejected_mids
+            and sub.transceiver.currentDirection in (None, 'inactive')
+        ]
+
+    async def _recycle(self, forwarder: Forwarder) -> Subscription | None:
+        mids = self.recyclable_mids(forwarder.kind)
+        if not mids:
+            return None
+        old = self.subscriptions[mids[0]]
+        sub = Subscription(forwarder=forwarder, transceiver=old.transceiver, handle=old.handle)
+        assert sub.handle is not None
+        await sub.handle.recycle(sub.on_ready, sub.on_keyframe_request)  # fresh SSRCs: a clean new stream
+        sub.transceiver.direction = 'sendonly'
+        return sub
 
     def assign_mids(self) -> None:
         """After ``offer()``: index the new subscriptions by their mid; they wait for the answer."""
@@ -180,27 +233,30 @@ class PeerSession:
     async def drop_offered(self) -> list[str]:
         """The SFU offer's answer never came (or never was valid): stop its subscriptions; return their mids.
 
-        Their transceivers turn inactive and their senders stop, so no later answer can make them send. The offer
-        itself stays this PC's pending local description: the next SFU offer carries the same m-lines (inactive),
-        which is what a client that did apply it expects. A client offer rolls it back first
-        (``_forget_unanswered_offer``).
+        The offer itself stays this PC's pending local description: the next SFU offer carries the same m-lines
+        (inactive, or recycled for a new pull), which is what a client that did apply it expects. A client offer
+        rolls it back first (``_forget_unanswered_offer``).
         """
         mids, self.offered = self.offered, []
         for mid in mids:
-            await self.stop_subscription(mid, end_track=True)
-            self.subscriptions[mid].transceiver.direction = 'inactive'
+            await self.stop_subscription(mid)
+            self.subscriptions[mid].recyclable = True
         return mids
 
-    async def stop_subscription(self, mid: str, *, end_track: bool) -> None:
-        """Stop forwarding to ``mid``; with ``end_track`` also stop the sender so the subscriber's track ends."""
+    async def stop_subscription(self, mid: str) -> None:
+        """Stop forwarding to ``mid`` and end its stream: the sender stops (RTCP BYE, no more sender reports) and
+        later offers and answers carry the m-line inactive until a new subscription recycles it."""
         sub = self.subscriptions.get(mid)
         if sub is None or sub.closed:
             return
         sub.closed = True
         if sub.downstream is not None:
             sub.forwarder.remove_subscriber(sub.downstream)
-        if end_track:
-            await sub.transceiver.sender.stop()
+            sub.downstream = None
+        if not sub.transceiver.stopped:
+            sub.transceiver.direction = 'inactive'
+        if sub.handle is not None:
+            await sub.handle.stop()
 
     async def _forget_unanswered_offer(self) -> None:
         """Before a client offer: roll back an SFU offer that timed out unanswered (aiortc cannot apply a remote
@@ -210,7 +266,7 @@ class PeerSession:
             return
         if pc.remoteDescription is None:  # nothing was ever negotiated: start over with a new PC
             for mid in list(self.subscriptions):
-                await self.stop_subscription(mid, end_track=True)
+                await self.stop_subscription(mid)
             self.subscriptions.clear()
             self.pc = None
             self.connected = asyncio.Event()
@@ -219,7 +275,7 @@ class PeerSession:
         detached = {id(t) for t in aiortc_glue.rollback_local_offer(pc)}
         for mid, sub in list(self.subscriptions.items()):
             if id(sub.transceiver) in detached:
-                await self.stop_subscription(mid, end_track=True)
+                await self.stop_subscription(mid)
                 del self.subscriptions[mid]
 
     def swap_source(self, mid: str, forwarder: Forwarder) -> None:
@@ -229,7 +285,7 @@ class PeerSession:
             sub.forwarder.remove_subscriber(sub.downstream)
             sub.downstream = None
         sub.forwarder = forwarder
-        if sub.port is not None and not sub.closed:
+        if sub.port is not None and not sub.closed and not forwarder.closed:
             sub.downstream = forwarder.add_subscriber(sub.port)
 
     def stop_publication(self, mid: str) -> Forwarder | None:
@@ -245,7 +301,7 @@ class PeerSession:
         for forwarder in self.publications.values():
             forwarder.close()
         for mid in list(self.subscriptions):
-            await self.stop_subscription(mid, end_track=False)
+            await self.stop_subscription(mid)
         if self.pc is not None:
             await self.pc.close()
 
@@ -253,6 +309,11 @@ class PeerSession:
         if self.pc is None:
             return None
         return next((t for t in self.pc.getTransceivers() if t.mid == mid), None)
+
+
+def inactive_mids(sdp: str) -> set[str]:
+    """The mids a (parsable) SDP marks ``inactive``."""
+    return {m.rtp.muxId for m in sdp_module.SessionDescription.parse(sdp).media if m.direction == 'inactive'}
 
 
 def _crlf(sdp: str) -> str:

@@ -1,4 +1,5 @@
-"""The SFU session layer over time: an SFU offer never locks a session, idle publications are collected.
+"""The SFU session layer over time: an SFU offer never locks a session, closed subscriptions go quiet, and a pull
+session's m-lines stay bounded however many pulls and closes it sees (closed slots are recycled).
 
 aiortc peers against the embedded SFU through the real httpx client (ASGI transport). Waits are bounded waits for an
 outcome; nothing asserts how long something took.
@@ -19,6 +20,8 @@ from aiortc.mediastreams import MediaStreamError
 from media.calls_api import (
     INVALID_SESSION_DESCRIPTION,
     CallsApiError,
+    CloseTrackObject,
+    CloseTracksRequest,
     SessionDescription,
     TrackObject,
     TracksRequest,
@@ -26,6 +29,7 @@ from media.calls_api import (
 )
 from media.calls_client import CallsClient
 from media.sfu import EmbeddedSFU
+from media.sfu.codecs import is_keyframe_start
 
 from .conftest import APP_ID, APP_SECRET, make_config
 from .sfu_peers import Publisher, Subscriber, description, first_frame, new_subscriber, publish, track_for
@@ -34,6 +38,7 @@ from .sfu_wire import (
     answer_pull,
     apply_pull_offer,
     close_pull,
+    media_sections,
     offered_ssrc,
     request_pull,
     spy_on,
@@ -44,7 +49,7 @@ ANSWER_TIMEOUT_S = 1.0
 
 @pytest.fixture
 async def sfu() -> AsyncIterator[EmbeddedSFU]:
-    server = EmbeddedSFU(make_config(answer_timeout_s=ANSWER_TIMEOUT_S))
+    server = EmbeddedSFU(make_config(answer_timeout_s=ANSWER_TIMEOUT_S, recycle_mlines=True))
     yield server
     await server.close()
 
@@ -236,6 +241,82 @@ async def test_rejected_answer_may_be_corrected_then_expires(client: CallsClient
     states = await statuses(client, sub.session_id)
     assert states[video_mid] == 'active' and states[third_mid] == 'active'
     await close_pull(client, sub, [third_mid])
+    await publisher.pc.close()
+    await sub.pc.close()
+
+
+# --- (c) bounded m-lines over many pull/close cycles ---------------------------------------------------------------
+
+
+async def test_fifty_pull_close_cycles_keep_m_lines_bounded(sfu: EmbeddedSFU, client: CallsClient) -> None:
+    publisher = await publish(client)
+    sub, audio_mid = await connected_subscriber(client, publisher)  # one subscription stays open throughout
+    spy = spy_on(sub)
+    m_lines: list[int] = []
+    ssrcs: list[int] = []
+    video_mid = ''
+    for _ in range(50):
+        response = await request_pull(client, sub, publisher.session_id, ['v'])
+        video_mid = only_mid(response)
+        assert response.session_description is not None
+        offer = response.session_description.sdp
+        m_lines.append(len(media_sections(offer)))
+        ssrcs.append(offered_ssrc(offer, video_mid))
+        await answer_pull(client, sub, response)
+        await flowing(spy, ssrcs[-1], packets=3)
+        await close_pull(client, sub, [video_mid])
+    assert max(m_lines) <= 2 + 1, m_lines  # audio + video open at most at once, plus one spare
+    assert len(sub.pc.getTransceivers()) <= 3
+    assert len(set(ssrcs)) == len(ssrcs)  # every recycled stream under a fresh SSRC
+
+    # Media still flows at the end: a last pull, keyframe first, packets keep coming; the audio never stopped.
+    response = await request_pull(client, sub, publisher.session_id, ['v'])
+    video_mid = only_mid(response)
+    assert response.session_description is not None
+    ssrc = offered_ssrc(response.session_description.sdp, video_mid)
+    await answer_pull(client, sub, response)
+    await flowing(spy, ssrc, packets=30)
+    assert is_keyframe_start('video/vp8', spy.rtp[ssrc][0].payload)
+    for _ in range(5):
+        await first_frame(sub.tracks[video_mid])  # decoded on the recycled m-line (see sfu_wire.follow_recycled)
+    await first_frame(sub.tracks[audio_mid])
+    assert sfu.stats()['subscriptions'] == 2
+    await publisher.pc.close()
+    await sub.pc.close()
+
+
+# --- (d) a closed subscription goes quiet --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('force', [False, True])
+async def test_closed_subscription_sender_sends_nothing_more(client: CallsClient, force: bool) -> None:
+    publisher = await publish(client)
+    sub, audio_mid = await connected_subscriber(client, publisher)
+    spy = spy_on(sub)
+    response = await request_pull(client, sub, publisher.session_id, ['v'])
+    video_mid = only_mid(response)
+    assert response.session_description is not None
+    video_ssrc = offered_ssrc(response.session_description.sdp, video_mid)
+    await answer_pull(client, sub, response)
+    audio_ssrc = offered_ssrc(sub.pc.remoteDescription.sdp, audio_mid)
+    await flowing(spy, video_ssrc)
+    await spy.until(lambda: spy.sender_reports.get(video_ssrc, 0) > 0)
+
+    if force:
+        await client.close_tracks(
+            sub.session_id, CloseTracksRequest(tracks=[CloseTrackObject(mid=video_mid)], force=True)
+        )
+    else:
+        await close_pull(client, sub, [video_mid])
+    await spy.until(lambda: video_ssrc in spy.byes)  # the stream ends: RTCP BYE
+    packets, reports = spy.packets(video_ssrc), spy.sender_reports.get(video_ssrc, 0)
+    # Four more sender reports of the live audio stream (each 0.5-1.5 s apart) span at least 1.5 s: a video sender
+    # still running would have sent at least one report meanwhile.
+    audio_reports = spy.sender_reports.get(audio_ssrc, 0)
+    await spy.until(lambda: spy.sender_reports.get(audio_ssrc, 0) >= audio_reports + 4)
+    assert spy.packets(video_ssrc) == packets
+    assert spy.sender_reports.get(video_ssrc, 0) == reports
+    assert (await statuses(client, sub.session_id))[video_mid] == 'inactive'
     await publisher.pc.close()
     await sub.pc.close()
 
