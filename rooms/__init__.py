@@ -13,6 +13,7 @@ from rooms.model import (
     TrackLocator,
     UnknownCameraError,
     UnknownParticipantError,
+    clean_label,
     validate_camera_label,
     validate_display_name,
 )
@@ -55,6 +56,7 @@ __all__ = [
     'audience',
     'can_hear',
     'can_see',
+    'clean_label',
     'may_pull',
     'normalise_room_name',
     'resolve_roster',

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 
 
 @dataclass(kw_only=True, slots=True)
@@ -72,3 +74,44 @@ class StallGuard:
         previous, self.last = self.last, now
         self.lag = 0.0 if previous is None else max(0.0, now - previous - self.interval)
         return self.lag <= self.tolerance
+
+
+class Verdict(Enum):
+    """What an `EventGate` decided about one event."""
+
+    PASS = 'pass'
+    DROP_FIRST = 'drop_first'  # the first event dropped in this burst: log it (once)
+    DROP = 'drop'  # dropped, already logged for this burst
+
+
+@dataclass(kw_only=True, slots=True)
+class EventGate:
+    """One page's (one participant's) budget for the events its browser sends: a token bucket per event name, and
+    nothing for a name that has no limit (unknown events are dropped). Excess events are dropped, never queued; a
+    burst of drops is reported once (`Verdict.DROP_FIRST`), until an event of that name passes again.
+
+    ``limits`` maps an event name to ``(rate per second, burst)``; the buckets are bounded by its keys."""
+
+    limits: Mapping[str, tuple[float, float]]
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    dropping: set[str] = field(default_factory=set)
+    dropped: int = 0
+
+    def admit(self, name: str, now: float) -> Verdict:
+        limit = self.limits.get(name)
+        if limit is None:
+            return self._drop('')  # every unknown name shares one entry: nothing grows
+        bucket = self.buckets.get(name)
+        if bucket is None:
+            bucket = self.buckets[name] = TokenBucket(rate=limit[0], burst=limit[1])
+        if bucket.take(now):
+            self.dropping.discard(name)
+            return Verdict.PASS
+        return self._drop(name)
+
+    def _drop(self, name: str) -> Verdict:
+        self.dropped += 1
+        if name in self.dropping:
+            return Verdict.DROP
+        self.dropping.add(name)
+        return Verdict.DROP_FIRST

@@ -187,3 +187,17 @@ def validate_camera_label(label: object, device_id: str) -> str:
     if not text.isprintable():
         raise InvalidInputError('a camera label must not contain control characters')
     return text
+
+
+def clean_label(text: object, max_length: int = LABEL_MAX_LENGTH) -> str:
+    """A label a browser reported (a device's name), fit to show and announce: control and format characters
+    removed, whitespace runs collapsed to one space, stripped, and cut to `max_length` characters (ending in "…" when
+    cut). Anything but a string gives ''."""
+    if not isinstance(text, str) or max_length < 1:
+        return ''
+    text = text[: max_length * 8]  # bounded work for a page that sends megabytes
+    words = ''.join(ch if ch.isprintable() else ' ' for ch in text).split()
+    label = ' '.join(words)
+    if len(label) <= max_length:
+        return label
+    return label[: max_length - 1].rstrip() + '…'

@@ -39,3 +39,28 @@ def test_stall_guard_skips_the_tick_right_after_a_stall() -> None:
     assert guard.tick(105.5) is True and guard.lag == 0.5
     assert guard.tick(130.0) is False and guard.lag == 19.5  # the loop was blocked ~20 s
     assert guard.tick(135.1) is True  # the next tick is on time again
+
+
+def test_event_gate_passes_known_events_within_their_budget_and_reports_a_burst_of_drops_once() -> None:
+    from rooms.limits import EventGate, Verdict
+
+    gate = EventGate(limits={'speaking': (1.0, 2.0), 'heartbeat': (0.5, 1.0)})
+    assert [gate.admit('speaking', 0.0) for _ in range(4)] == [
+        Verdict.PASS,
+        Verdict.PASS,
+        Verdict.DROP_FIRST,
+        Verdict.DROP,
+    ]
+    assert gate.admit('heartbeat', 0.0) is Verdict.PASS  # its own bucket
+    assert gate.admit('speaking', 1.0) is Verdict.PASS  # refilled: the burst of drops is over
+    assert gate.admit('speaking', 1.0) is Verdict.DROP_FIRST  # a new burst is reported again
+    assert gate.dropped == 3
+
+
+def test_event_gate_drops_unknown_names_without_growing() -> None:
+    from rooms.limits import EventGate, Verdict
+
+    gate = EventGate(limits={'speaking': (1.0, 1.0)})
+    verdicts = [gate.admit(f'forged-{i}', float(i)) for i in range(1000)]
+    assert verdicts[0] is Verdict.DROP_FIRST and set(verdicts[1:]) == {Verdict.DROP}
+    assert gate.buckets == {} and gate.dropping == {''} and gate.dropped == 1000

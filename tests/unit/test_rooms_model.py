@@ -140,3 +140,18 @@ def test_not_found_errors_read_cleanly_and_are_key_errors() -> None:
     assert str(UnknownCameraError()) == ''
     assert issubclass(UnknownParticipantError, KeyError)
     assert issubclass(UnknownCameraError, KeyError)
+
+
+def test_clean_label_strips_controls_collapses_whitespace_and_truncates() -> None:
+    from rooms import clean_label, validate_camera_label
+    from rooms.model import LABEL_MAX_LENGTH
+
+    assert clean_label('  HD\tPro\x00 Webcam\n C920 \u200b ') == 'HD Pro Webcam C920'
+    hdmi = 'Elgato Cam Link 4K HDMI Capture (USB 3.0, 1080p60) — Operating Theatre 3 North Wing'
+    assert len(hdmi) > LABEL_MAX_LENGTH
+    label = clean_label(hdmi)
+    assert len(label) == LABEL_MAX_LENGTH and label.endswith('…') and label.startswith('Elgato Cam Link 4K')
+    assert validate_camera_label(label, 'dev') == label  # what the room accepts
+    assert clean_label('x' * 1_000_000, 10) == 'x' * 9 + '…'
+    assert clean_label(None) == '' and clean_label(['label']) == '' and clean_label('abc', 0) == ''
+    assert clean_label('\x1b[31m red') == '[31m red'
