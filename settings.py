@@ -68,8 +68,12 @@ class Settings(BaseSettings):
     sfu_media_timeout: float = Field(default=30.0, gt=0, le=3600)
     # Who may call the embedded SFU's Calls API at /sfu/v1 (the app itself always reaches it in-process).
     sfu_api: Literal['off', 'loopback', 'public'] = 'loopback'
+    # The audit trail (issue 11): its SQLite file (default: .nicegui/audit.db) and the key that hashes client
+    # addresses (default: generated once into .nicegui/audit-salt, 0600).
+    audit_db: Path | None = None
+    audit_salt: SecretStr | None = None
 
-    @field_validator('calls_app_id', 'turn_service_id', mode='before')
+    @field_validator('calls_app_id', 'turn_service_id', 'audit_db', 'audit_salt', mode='before')
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
