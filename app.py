@@ -15,6 +15,8 @@ from nicegui import app, background_tasks, ui
 from pydantic import SecretStr
 from starlette.middleware.sessions import SessionMiddleware
 
+from audit import AuditLog
+from audit.salt import client_salt, default_db_path
 from components.media_caps import MediaCaps
 from media.backend import MediaBackend, MediaBackendConfig, create_backend
 from pages import browser_log, health, home, hospital, in_room, lobby, room, technician
@@ -53,6 +55,8 @@ def build(settings: Settings) -> MediaBackend:
     )
     registry = RoomRegistry()
     app.state.rooms = registry  # the one registry, for tests that put people in a room directly
+    app.state.audit = open_audit(settings)  # the append-only trail pages record into (issue 11)
+    app.on_shutdown(app.state.audit.close)
     browser_log.install()
     restrict_socket_origin()
     health.register(backend.kind)
@@ -162,6 +166,12 @@ def sfu_credentials(settings: Settings) -> tuple[str, str]:
         json.dump(values, file)
     path.chmod(0o600)
     return values['SFU_APP_ID'], values['SFU_APP_SECRET']
+
+
+def open_audit(settings: Settings) -> AuditLog:
+    """The audit log at AUDIT_DB (default .nicegui/audit.db), client addresses keyed by AUDIT_SALT or a kept salt."""
+    configured = settings.audit_salt.get_secret_value() if settings.audit_salt is not None else None
+    return AuditLog.open(settings.audit_db or default_db_path(), client_salt=client_salt(configured))
 
 
 def storage_secret(settings: Settings) -> str:
