@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     sfu_media_timeout: float = Field(default=30.0, gt=0, le=3600)
     # Who may call the embedded SFU's Calls API at /sfu/v1 (the app itself always reaches it in-process).
     sfu_api: Literal['off', 'loopback', 'public'] = 'loopback'
+    # Who gets into a room: `invite` (signed role invites and a waiting room the host admits from) or `open` (the
+    # original: anyone with the room's address, in the role of the page they open; for demos and tests).
+    room_access: Literal['invite', 'open'] = 'invite'
+    # Signs role invites (HS256 JWT); when unset, one is generated once and kept in .nicegui/invite-secret (0600).
+    invite_secret: SecretStr | None = None
     # The audit trail (issue 11): its SQLite file (default: .nicegui/audit.db) and the key that hashes client
     # addresses (default: generated once into .nicegui/audit-salt, 0600).
     audit_db: Path | None = None
@@ -92,9 +97,21 @@ class Settings(BaseSettings):
             raise ValueError('must be non-empty letters, digits, "-" or "_"')
         return value
 
-    @field_validator('sfu_app_secret')
+    @field_validator('room_access', mode='before')
     @classmethod
-    def _check_secret_strength(cls, value: SecretStr) -> SecretStr:
+    def _lower_access(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator('invite_secret', mode='before')
+    @classmethod
+    def _blank_secret_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator('sfu_app_secret', 'invite_secret')
+    @classmethod
+    def _check_secret_strength(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
         if len(value.get_secret_value()) < MIN_SECRET_CHARS:
             raise ValueError(
                 f'too short: at least {MIN_SECRET_CHARS} characters (128 bits), e.g. python3 -c '
