@@ -60,6 +60,9 @@ def test_verify_names_the_first_tampered_record(db: Path) -> None:
 def test_verify_a_missing_file_is_an_error_not_ok(tmp_path: Path) -> None:
     result = run('verify', '--db', str(tmp_path / 'nope.db'))
     assert result.returncode == 2 and 'no audit log' in result.stderr
+    (tmp_path / 'other.db').write_text('not a database')
+    result = run('verify', '--db', str(tmp_path / 'other.db'))
+    assert result.returncode == 2 and 'not a database' in result.stderr
 
 
 def test_export_prints_the_rooms_csv(db: Path, tmp_path: Path) -> None:
