@@ -11,6 +11,9 @@ os.environ['ICE_SERVERS'] = ''
 os.environ.pop('SFU_SIMULATE_LOSS', None)  # a developer's diagnostic packet loss never reaches the tests
 # A developer's .env/.dev.vars (perhaps with real Cloudflare credentials) is never read by tests.
 os.environ['ORANGE_CONFIG_DIR'] = tempfile.mkdtemp(prefix='orange-config-')
+# The app under the `user` fixture records into an audit log of this test run, never a developer's .nicegui/audit.db.
+os.environ['AUDIT_DB'] = os.path.join(tempfile.mkdtemp(prefix='orange-audit-'), 'audit.db')
+os.environ['AUDIT_SALT'] = 'test-run-salt'
 
 
 def pytest_collection_modifyitems(items: list) -> None:  # type: ignore[type-arg]
