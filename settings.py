@@ -22,6 +22,7 @@ ICE_URL_SCHEMES = ('stun:', 'stuns:', 'turn:', 'turns:')
 
 
 MIN_SECRET_CHARS = 22  # a base64url secret of 22 characters carries 128 bits
+MIN_INVITE_SECRET_CHARS = 32  # HS256 wants a key of at least 32 bytes (RFC 7518 section 3.2)
 
 
 class SettingsError(ValueError):
@@ -107,11 +108,19 @@ class Settings(BaseSettings):
     def _blank_secret_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator('sfu_app_secret', 'invite_secret')
+    @field_validator('invite_secret')
     @classmethod
-    def _check_secret_strength(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
-            return value
+    def _check_invite_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_INVITE_SECRET_CHARS:
+            raise ValueError(
+                f'too short: at least {MIN_INVITE_SECRET_CHARS} characters, e.g. python3 -c '
+                '"import secrets; print(secrets.token_urlsafe(32))"'
+            )
+        return value
+
+    @field_validator('sfu_app_secret')
+    @classmethod
+    def _check_secret_strength(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value()) < MIN_SECRET_CHARS:
             raise ValueError(
                 f'too short: at least {MIN_SECRET_CHARS} characters (128 bits), e.g. python3 -c '

@@ -44,6 +44,8 @@ class RoomRegistry:
 
     _rooms: dict[str, Room] = field(default_factory=dict, init=False)
     _subscribers: dict[str, list[Subscriber]] = field(default_factory=dict, init=False)
+    observers: list[Subscriber] = field(default_factory=list, init=False)
+    """Hear every change of every room (the audit trail); they run before the room's own subscribers."""
 
     def get(self, name: str) -> Room | None:
         """Return the room called `name`, or None if it does not exist."""
@@ -70,7 +72,7 @@ class RoomRegistry:
     def drop_if_empty(self, name: str) -> bool:
         """Forget the room if nobody is in it and no page subscribes to it; return True if it was dropped."""
         room = self._rooms.get(name)
-        if room is None or not room.is_empty or self._subscribers.get(name):
+        if room is None or not room.is_empty or self._subscribers.get(name) or room.access.keeps_room:
             return False
         del self._rooms[name]
         room.on_change = None
@@ -108,7 +110,7 @@ class RoomRegistry:
         return len(self._subscribers.get(name, ()))
 
     def _notify(self, change: RoomChange) -> None:
-        for callback in list(self._subscribers.get(change.room, ())):
+        for callback in [*self.observers, *self._subscribers.get(change.room, ())]:
             try:
                 callback(change)
             except Exception:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Final
 
+from rooms.access import Knock, Member, Pass, RoomAccess, unique_name
 from rooms.model import (
     CameraFeed,
     InvalidInputError,
@@ -39,13 +40,16 @@ class ChangeKind(StrEnum):
     SPEAKING = 'speaking'
     RENAMED = 'renamed'
     MUTE_REQUESTED = 'mute_requested'
+    ACCESS = 'access'  # the door changed: a knock, an admission or denial, the lock, the cap, the approval rule
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RoomChange:
     """One change to a room; `unpublished` lists locators no longer published (close them at the SFU).
 
-    `by` names who caused a change made on someone else's behalf (the participant who asked for a mute).
+    `by` names who caused a change made on someone else's behalf (the participant who asked for a mute, the host who
+    removed someone: a LEFT change with `by`). An ACCESS change names the knock in `participant_id` when it is about
+    one (`decision` 'knock', 'withdrawn', 'admitted' or 'denied'), else the participant who changed the policy.
     """
 
     room: str
@@ -53,6 +57,7 @@ class RoomChange:
     participant_id: str
     unpublished: tuple[TrackLocator, ...] = ()
     by: str | None = None
+    decision: str | None = None
 
 
 class _Keep(Enum):
@@ -73,6 +78,8 @@ class Room:
 
     name: str
     participants: dict[str, Participant] = field(default_factory=dict)
+    access: RoomAccess = field(default_factory=RoomAccess)
+    title: str = ''  # the readable name shown to those inside (the address is random)
     on_change: Callable[[RoomChange], None] | None = field(default=None, repr=False, compare=False)
 
     # -- queries ---------------------------------------------------------------------------------------------------
@@ -136,6 +143,7 @@ class Room:
         """Remove a participant and return it (None if already gone) so the caller can close its tracks."""
         participant = self.participants.pop(pid, None)
         if participant is not None:
+            self.access.left(pid)
             self._emit(ChangeKind.LEFT, pid, tuple(participant.locators()))
         return participant
 
@@ -151,6 +159,7 @@ class Room:
         stale = [p for p in self.participants.values() if now - p.last_heartbeat > timeout]
         for participant in stale:
             del self.participants[participant.id]
+            self.access.left(participant.id)
             self._emit(ChangeKind.EXPIRED, participant.id, tuple(participant.locators()))
         return stale
 
@@ -271,15 +280,115 @@ class Room:
         participant.name = display_name
         return self._emit(ChangeKind.RENAMED, pid)
 
+    # -- the door ------------------------------------------------------------------------------------------------
+
+    def unique_name(self, name: str, pid: str | None = None) -> str:
+        """`name`, or a numbered variant that nobody else in the room (but `pid`) has."""
+        wanted = validate_display_name(name)
+        return unique_name(wanted, (p.name for p in self.participants.values() if p.id != pid))
+
+    def present_browsers(self) -> list[str]:
+        """The browsers of the participants in the room (for the cap)."""
+        return [m.browser for pid, m in self.access.members.items() if pid in self.participants]
+
+    def entered(self, pid: str, member: Member) -> None:
+        """Remember how participant `pid` got in (its pass); the host's grant makes the room theirs."""
+        self.get(pid)
+        self.access.enter(pid, member)
+        if member.admin and not self.access.owner:
+            self.access.owner = member.grant
+
+    def knock(self, *, knock_id: str, name: str, pass_: Pass, now: float) -> Knock:
+        """Wait at the door; the host and the room's stations see the knock."""
+        knock = self.access.knock(knock_id=knock_id, name=validate_display_name(name), pass_=pass_, now=now)
+        self._emit(ChangeKind.ACCESS, knock_id, decision='knock')
+        return knock
+
+    def withdraw(self, knock_id: str) -> Knock | None:
+        """The knocker left the door."""
+        knock = self.access.withdraw(knock_id)
+        if knock is not None:
+            self._emit(ChangeKind.ACCESS, knock_id, decision='withdrawn')
+        return knock
+
+    def admit(self, by: str, knock_id: str) -> Knock:
+        """The host or a hospital station lets a knock in."""
+        self._decider(by)
+        knock = self.access.admit(knock_id)
+        self._emit(ChangeKind.ACCESS, knock_id, by=by, decision='admitted')
+        return knock
+
+    def deny(self, by: str, knock_id: str) -> Knock:
+        """The host or a hospital station turns a knock away."""
+        self._decider(by)
+        knock = self.access.deny(knock_id)
+        self._emit(ChangeKind.ACCESS, knock_id, by=by, decision='denied')
+        return knock
+
+    def remove(self, by: str, target: str) -> Participant:
+        """The host removes a participant: it leaves now (its pages close its tracks), and its invite (or browser)
+        cannot come back in without being readmitted from the waiting room."""
+        self._host(by)
+        if by == target:
+            raise NotAllowedError('leave with your own Leave button')
+        participant = self.get(target)
+        del self.participants[target]
+        self.access.remove(target)
+        self._emit(ChangeKind.LEFT, target, tuple(participant.locators()), by=by)
+        return participant
+
+    def lock(self, by: str, locked: bool) -> RoomChange | None:
+        """The host locks the room (everyone new waits for approval) or unlocks it."""
+        self._host(by)
+        if self.access.locked == locked:
+            return None
+        self.access.locked = locked
+        return self._emit(ChangeKind.ACCESS, by, by=by, decision='locked' if locked else 'unlocked')
+
+    def set_capacity(self, by: str, capacity: int | None) -> RoomChange | None:
+        """The host caps the number of participants (None: no cap); those inside stay."""
+        self._host(by)
+        if self.access.capacity == capacity:
+            return None
+        self.access.set_capacity(capacity)
+        return self._emit(ChangeKind.ACCESS, by, by=by, decision='capacity')
+
+    def set_technician_approval(self, by: str, required: bool) -> RoomChange | None:
+        """A hospital station (or the host) decides whether technicians wait for approval before seeing cameras."""
+        self._decider(by)
+        if self.access.technician_approval == required:
+            return None
+        self.access.technician_approval = required
+        return self._emit(ChangeKind.ACCESS, by, by=by, decision='approval')
+
     # -- helpers ---------------------------------------------------------------------------------------------------
 
     def _emit(
-        self, kind: ChangeKind, pid: str, unpublished: tuple[TrackLocator, ...] = (), by: str | None = None
+        self,
+        kind: ChangeKind,
+        pid: str,
+        unpublished: tuple[TrackLocator, ...] = (),
+        by: str | None = None,
+        decision: str | None = None,
     ) -> RoomChange:
-        change = RoomChange(room=self.name, kind=kind, participant_id=pid, unpublished=unpublished, by=by)
+        change = RoomChange(
+            room=self.name, kind=kind, participant_id=pid, unpublished=unpublished, by=by, decision=decision
+        )
         if self.on_change is not None:
             self.on_change(change)
         return change
+
+    def _host(self, pid: str) -> Participant:
+        participant = self.get(pid)
+        if not self.access.is_admin(pid):
+            raise NotAllowedError('only the host does this')
+        return participant
+
+    def _decider(self, pid: str) -> Participant:
+        participant = self.get(pid)
+        if not self.access.may_decide(participant.role, self.access.is_admin(pid)):
+            raise NotAllowedError('only the host and the hospital stations let people in')
+        return participant
 
     def _station(self, pid: str) -> Participant:
         participant = self.get(pid)
