@@ -21,9 +21,9 @@ class SfuConfig:
         session accepts requests again (until then, other mutations get 406 and a rejected answer may be retried).
     :param recycle_mlines: a new pull of kind K reuses the m-line (mid) of a closed subscription of kind K that the
         client closed as ``inactive`` (or that an unanswered offer dropped), with fresh SSRCs, instead of adding one:
-        a pull session's m-lines stay bounded. Off by default until every client in use follows an SSRC change on a
-        re-offered m-line (Chromium and ``media_client.js`` do; aiortc 1.16 as a client does not on its own, see
-        ``tests/integration/sfu_wire.follow_recycled``).
+        a pull session's m-lines stay bounded. Browsers (Chromium, so ``media_client.js`` and partytracks) follow the
+        SSRC change on a re-offered m-line; aiortc 1.16 as a client does not on its own (see
+        ``tests/integration/sfu_wire.follow_recycled``): such a client closes with ``force`` or stops the m-line.
     :param simulate_loss: diagnostic only: the fraction of forwarded RTP packets dropped per subscriber (0 to
         ``MAX_SIMULATED_LOSS``), to see loss indicators without a lossy network.
     """
@@ -38,7 +38,7 @@ class SfuConfig:
     empty_track_wait_s: float = 8.0
     connect_wait_s: float = 5.0
     keyframe_cache_packets: int = 600
-    recycle_mlines: bool = False
+    recycle_mlines: bool = True
     simulate_loss: float = 0.0
 
     def __post_init__(self) -> None:

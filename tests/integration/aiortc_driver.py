@@ -27,6 +27,7 @@ from aiortc.mediastreams import MediaStreamError
 from media.negotiation import PushOffer
 
 from .sfu_peers import PatternVideoTrack, new_pc
+from .sfu_wire import follow_recycled
 
 SAMPLE_RATE = 8000
 PTIME = 0.02
@@ -211,6 +212,7 @@ class AiortcDriver:
             if transceiver.mid in mids and transceiver.direction == 'inactive':
                 transceiver.direction = 'recvonly'
         await pc.setLocalDescription(await pc.createAnswer())
+        follow_recycled(pc, offer_sdp, set(mids))  # new SSRCs on a recycled m-line, as Chromium follows them
         for transceiver in pc.getTransceivers():  # a track whose 'track' event fired before its tile was known
             if transceiver.mid in mids:
                 self._start_drain(transceiver)
