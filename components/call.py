@@ -28,14 +28,24 @@ from rooms import (
     RoomChange,
     RoomError,
     RoomRegistry,
+    Source,
     TrackLocator,
+    clean_label,
     may_pull,
     visible_tracks,
 )
+from rooms.limits import TokenBucket
+from rooms.model import LABEL_MAX_LENGTH
+from rooms.room import MAX_CAMERAS
 
 log = logging.getLogger(__name__)
 SYNC_BACKOFF_FIRST = 1.0  # seconds before the first retry of a failed media sync
 SYNC_BACKOFF_MAX = 30.0  # the cap: a page whose media keeps failing asks once every 30 s, not every second
+CONNECTION_ROLES = frozenset({'push', 'pull'})  # the page's two peer connections
+CONNECTION_STATES = frozenset({'new', 'connecting', 'connected', 'disconnected', 'failed', 'closed'})
+RECOVERY_RATE = 1 / 20  # rebuilt sessions a page's "connection failed" may cause: 1 per 20 s on average …
+RECOVERY_BURST = 2.0  # … after a burst of 2 (both peer connections failing at once)
+SOURCES = frozenset({'mic', 'camera', 'screen'})
 
 
 def sync_backoff(failures: int) -> float:
@@ -69,6 +79,10 @@ class Call:
     on_status: Callable[[str, str], Any] = lambda state, message: None
     on_muted: Callable[[str], Any] = lambda by_name: None
     pull_filter: Callable[[str], bool] | None = None
+    on_watching: Callable[[str, bool], Any] = lambda key, started: None
+    """Told (tile key, True) once a pull of a video or screen tile really succeeded, and (tile key, False) when
+    this page stops receiving it (unpulled, left, or dropped by a rebuilt session): who saw which camera, when."""
+    watching: set[str] = field(default_factory=set)  # video/screen tiles received now, as told to `on_watching`
     local: dict[str, LocalTrack] = field(default_factory=dict)
     connection: dict[str, str] = field(default_factory=dict)
     left: bool = False
@@ -77,6 +91,8 @@ class Call:
     _unsubscribe: Callable[[], Any] | None = None
     _recovering: bool = False
     _failed_roles: set[str] = field(default_factory=set)  # peer connections ('push', 'pull') to rebuild
+    _recoveries: TokenBucket = field(default_factory=lambda: TokenBucket(rate=RECOVERY_RATE, burst=RECOVERY_BURST))
+    _recovery_timer: asyncio.TimerHandle | None = None  # one deferred recovery while the budget is spent
 
     @classmethod
     def create(
@@ -129,15 +145,23 @@ class Call:
 
         Returns the messages for the user of whatever could not be captured or published.
         """
-        problems: list[str] = []
+        admitted, problems = self._admissible(tracks)
         opened: list[LocalTrack] = []
-        for track in tracks:
-            result = await self.session.open_local(track.key, track.source, track.device_id)
+        for track in admitted:
+            try:
+                result = await self.session.open_local(track.key, track.source, track.device_id)
+            except NegotiationError as error:  # the browser did not answer, or answered nonsense
+                problems.append(str(error))
+                continue
+            if self.left:
+                break
             if not result.get('ok'):
                 problems.append(str(result.get('error', {}).get('message') or 'The device could not be opened.'))
                 continue
-            track.label = track.label or str(result.get('label') or '')
-            track.device_id = str(result.get('deviceId') or track.device_id or '')
+            # What the room announces: a cleaned label cut to the room's limit (a capture card's long name), and
+            # the device asked for (a page cannot turn one requested device into another).
+            track.label = clean_label(track.label or result.get('label'), LABEL_MAX_LENGTH)
+            track.device_id = track.device_id or str(result.get('deviceId') or '') or None
             self.local[track.key] = track
             opened.append(track)
         if not opened:
@@ -158,9 +182,48 @@ class Call:
                 self.local.pop(track.key, None)
             self._dirty.set()  # the push session is rebuilt and whatever else it carried pushed again
             return [*problems, 'Publishing failed; try again.']
+        refused: list[LocalTrack] = []
         for track in opened:
-            self._announce(track, locators.get(track.key))
+            try:
+                self._announce(track, locators.get(track.key))
+            except RoomError as error:  # the room refuses it (a rule it alone knows): nothing stays published
+                log.info(
+                    'room=%s participant=%s: announcing %s: %s', self.room.name, self.participant_id, track.key, error
+                )
+                problems.append(str(error))
+                refused.append(track)
+        for track in refused:
+            await self.unpublish(track.key)
         return problems
+
+    def _admissible(self, tracks: list[LocalTrack]) -> tuple[list[LocalTrack], list[str]]:
+        """The room's rules, checked before anything is captured or pushed: one microphone, one screen (none for a
+        technician), one camera (a hospital station: up to `MAX_CAMERAS`, one per device); the rest is refused."""
+        admitted: list[LocalTrack] = []
+        problems: list[str] = []
+        for track in tracks:
+            taken = [t for t in [*self.local.values(), *admitted] if t.source == track.source]
+            problem = None
+            if track.source not in SOURCES:
+                problem = 'Unknown kind of device.'
+            elif track.key in self.local or any(t.key == track.key for t in admitted):
+                problem = 'Already published.'
+            elif track.source == 'screen' and self.role == Role.TECHNICIAN:
+                problem = 'A technician station does not share its screen.'
+            elif track.source == 'camera' and self.role == Role.HOSPITAL:
+                if track.device_id and any(t.device_id == track.device_id for t in taken):
+                    problem = 'This camera is already added.'
+                elif len(taken) >= MAX_CAMERAS:
+                    problem = f'A station publishes at most {MAX_CAMERAS} cameras.'
+            elif taken:
+                problem = f'Only one {"microphone" if track.source == "mic" else track.source} can be published.'
+            if problem is None:
+                admitted.append(track)
+            else:
+                problems.append(problem)
+        if problems:
+            log.info('room=%s participant=%s: refused to publish: %s', self.room.name, self.participant_id, problems)
+        return admitted, problems
 
     async def unpublish(self, key: str) -> None:
         """Stop sending and capturing `key`."""
@@ -207,7 +270,7 @@ class Call:
         if track is None:
             return 'Nothing to rename.'
         old = track.label
-        track.label = label.strip()
+        track.label = clean_label(label, 4 * LABEL_MAX_LENGTH)  # too long still says so (the room's error)
         try:
             self._announce(track, self.media.pushed.get(key))
         except RoomError as error:
@@ -275,8 +338,11 @@ class Call:
         return None
 
     def _speaking(self, event: Any) -> None:
+        args = event.args
+        if not isinstance(args, dict) or not isinstance(args.get('speaking'), bool):
+            return
         mic = self.local.get('mic')
-        self._set_speaking(bool(event.args.get('speaking')) and mic is not None and mic.enabled)
+        self._set_speaking(args['speaking'] and mic is not None and mic.enabled)
 
     def _set_speaking(self, speaking: bool) -> None:
         if self.me is not None:
@@ -332,6 +398,7 @@ class Call:
                     await self.media.heal()
                 await self.media.sync_pulls(self.wanted_pulls())
             except Exception as error:  # Calls, negotiation, or the page went away mid-exchange
+                self._update_watching()
                 if self.left:
                     continue
                 failures += 1
@@ -350,6 +417,18 @@ class Call:
                 self._dirty.set()
             else:
                 failures = 0
+                self._update_watching()
+
+    def _update_watching(self) -> None:
+        """Tell `on_watching` which video/screen tiles started or stopped being received since last time."""
+        now = set() if self.left else {key for key in self.media.pulled if _is_video_tile(key)}
+        started, ended = sorted(now - self.watching), sorted(self.watching - now)
+        self.watching = now
+        for key, on in [*((k, False) for k in ended), *((k, True) for k in started)]:
+            try:
+                self.on_watching(key, on)
+            except Exception:  # an audit hook failing must not stop media
+                log.exception('room=%s participant=%s: on_watching(%s)', self.room.name, self.participant_id, key)
 
     # ---- liveness ---------------------------------------------------------------------------------------------
 
@@ -360,7 +439,14 @@ class Call:
             background_tasks.create(self.leave(), name='leave after missed heartbeats')
 
     def _connection(self, event: Any) -> None:
-        role, state = event.args.get('role'), event.args.get('state')
+        args = event.args
+        role = args.get('role') if isinstance(args, dict) else None
+        state = args.get('state') if isinstance(args, dict) else None
+        if role not in CONNECTION_ROLES or state not in CONNECTION_STATES:
+            log.debug('room=%s participant=%s: unknown connection event dropped', self.room.name, self.participant_id)
+            return
+        assert isinstance(role, str) and isinstance(state, str)
+        before = self.connection.get(role)
         self.connection[role] = state
         worst = (
             'failed'
@@ -368,36 +454,56 @@ class Call:
             else ('connected' if all(s == 'connected' for s in self.connection.values()) else 'connecting')
         )
         self.on_status(worst, f'{role}: {state}')
-        if state == 'failed' and role in ('push', 'pull') and not self.left:
+        if state == 'failed' and before != 'failed' and not self.left:
             self._failed_roles.add(role)
-            if not self._recovering:
-                background_tasks.create(self._recover(), name='media recovery')
+            self._start_recovery()
+
+    def _start_recovery(self) -> None:
+        """Rebuild the failed roles' sessions now if the page's recovery budget allows (every rebuild is a new SFU
+        session); else once, when the budget allows again and a connection is still failed. Never queued."""
+        if self._recovering or self.left or not self._failed_roles:
+            return
+        now = time.monotonic()
+        if self._recoveries.take(now):
+            self._recovering = True  # set before the task runs: a second event must not start a second recovery
+            background_tasks.create(self._recover(), name='media recovery')
+            return
+        if self._recovery_timer is None:
+            log.debug('room=%s participant=%s: recovery deferred (budget spent)', self.room.name, self.participant_id)
+            wait = max(0.0, (1.0 - self._recoveries.tokens) / RECOVERY_RATE)
+            self._recovery_timer = asyncio.get_running_loop().call_later(wait, self._deferred_recovery)
+
+    def _deferred_recovery(self) -> None:
+        self._recovery_timer = None
+        self._failed_roles &= {role for role, state in self.connection.items() if state == 'failed'}
+        self._start_recovery()
 
     async def _recover(self) -> None:
         """Rebuild the failed peer connections' sessions only (a failed pull leaves our own tracks alone)."""
         self._recovering = True
         self.on_status('reconnecting', 'Reconnecting media…')
         try:
-            while self._failed_roles and not self.left:
-                roles = sorted(self._failed_roles)
-                self._failed_roles.clear()
-                for role in roles:
-                    self.connection.pop(role, None)  # the failed connection is replaced; its new one reports anew
-                locators = await self.media.recover(roles)
-                for key, locator in locators.items():
-                    if key in self.local:
-                        self._announce(self.local[key], locator)
+            roles = sorted(self._failed_roles)
+            self._failed_roles.clear()
+            for role in roles:
+                self.connection.pop(role, None)  # the failed connection is replaced; its new one reports anew
+            locators = await self.media.recover(roles)
+            self._update_watching()
+            for key, locator in locators.items():
+                if key in self.local:
+                    self._announce(self.local[key], locator)
         except Exception as error:  # any failure here means: tell the user, retry on the next change
             log.warning('room=%s participant=%s: recovery failed: %s', self.room.name, self.participant_id, error)
             self.on_status('failed', 'Media connection failed. Reload the page to try again.')
         finally:
             self._recovering = False
             self._dirty.set()
+            self._start_recovery()  # a connection that failed meanwhile: within the budget, or deferred once
 
     def _local_ended(self, event: Any) -> None:
-        key = event.args.get('key')
-        track = self.local.get(key)
-        if track is None:
+        key = event.args.get('key') if isinstance(event.args, dict) else None
+        track = self.local.get(key) if isinstance(key, str) else None
+        if track is None or key is None:
             return
         if track.source == 'screen':  # the browser's "Stop sharing": keep the slot, show the screen as not shared
             background_tasks.create(self.set_enabled(key, False), name='screen share ended')
@@ -410,6 +516,10 @@ class Call:
             return
         self.left = True
         self._dirty.set()
+        if self._recovery_timer is not None:
+            self._recovery_timer.cancel()
+            self._recovery_timer = None
+        self._update_watching()  # whatever was watched ends now
         if self._unsubscribe is not None:
             self._unsubscribe()
         self.room.leave(self.participant_id)
@@ -422,3 +532,9 @@ class Call:
             self.name,
             ','.join(self.media.session_ids) or '-',
         )
+
+
+def _is_video_tile(key: str) -> bool:
+    """A tile key ("pid:source" or "pid:camera:deviceId", see `rooms.tile_key`) of a camera or a screen."""
+    parts = key.split(':', 2)
+    return len(parts) > 1 and parts[1] in (Source.CAMERA, Source.SCREEN)

@@ -106,6 +106,8 @@ class CameraManager:
         self.cards: dict[str, CameraCard] = {}
         self._next = 1
         self._listed: tuple[object, ...] = ()
+        self._loading = False  # a device list request is in flight
+        self._reload = False  # … and another was asked for meanwhile
         self.on_change: Callable[[], None] = lambda: None  # after every reconciliation (the page remembers the setup)
         with ui.card().classes('w-full gap-2'):
             with ui.row().classes('w-full items-center'):
@@ -129,10 +131,23 @@ class CameraManager:
         return {t.device_id or t.key: t for t in self.call.local.values() if t.source == 'camera'}
 
     async def load_devices(self) -> None:
-        try:
-            self.devices = await self.session.list_devices()
-        except (TimeoutError, NegotiationError):
+        """Ask the browser for its cameras (bounded and checked by `MediaSession.list_devices`). Requests while one
+        is in flight are coalesced into one more, never queued."""
+        if self._loading:
+            self._reload = True
             return
+        self._loading = True
+        try:
+            while True:
+                self._reload = False
+                try:
+                    self.devices = await self.session.list_devices()
+                except (TimeoutError, NegotiationError):
+                    return
+                if not self._reload:
+                    break
+        finally:
+            self._loading = False
         self.refresh()
 
     def refresh(self) -> None:

@@ -58,6 +58,7 @@ class FakeMedia:
     def __init__(self, **_: Any) -> None:
         self.pushed: dict[str, TrackLocator] = {}
         self.silent: dict[str, TrackLocator] = {}
+        self.pulled: dict[str, tuple[TrackLocator, str]] = {}
         self.session_ids: list[str] = []
         self.needs_heal = False
         self.on_locator: Any = None
