@@ -114,7 +114,8 @@ def main() -> None:
     args = parser.parse_args()
     reexec_in_loopback_netns('bench.soak')
 
-    app = harness.start_app(Path(tempfile.mkdtemp(prefix='bench-soak-')))
+    # Pages are opened directly by address, as the original allowed (ROOM_ACCESS=open; invites are not the subject).
+    app = harness.start_app(Path(tempfile.mkdtemp(prefix='bench-soak-')), {'ROOM_ACCESS': 'open'})
     pid = app.process.pid
     print(f'soak: {args.minutes:g} min, a sample every {args.interval:g} s; {network_note()}; app pid {pid}')
     out = args.json.open('w') if args.json else None
