@@ -17,9 +17,10 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from audit import AuditLog
 from audit.salt import client_salt, default_db_path
+from components.invites import kept_secret
 from components.media_caps import MediaCaps
 from media.backend import MediaBackend, MediaBackendConfig, create_backend
-from pages import browser_log, health, home, hospital, in_room, lobby, room, technician
+from pages import access, browser_log, health, home, hospital, in_room, lobby, room, technician
 from pages.web_guard import WebGuard, restrict_socket_origin
 from rooms import RoomRegistry
 from rooms.limits import StallGuard
@@ -57,6 +58,8 @@ def build(settings: Settings) -> MediaBackend:
     app.state.rooms = registry  # the one registry, for tests that put people in a room directly
     app.state.audit = open_audit(settings)  # the append-only trail pages record into (issue 11)
     app.on_shutdown(app.state.audit.close)
+    access.configure(settings.room_access, invite_secret(settings))
+    access.observe_rooms(registry)
     browser_log.install()
     restrict_socket_origin()
     health.register(backend.kind)
@@ -132,6 +135,10 @@ def announce(settings: Settings) -> None:
                 credentials_path(),
             )
         log.info('Embedded SFU Calls API access: SFU_API=%s', settings.sfu_api)
+    if settings.room_access == 'open':
+        log.warning("ROOM_ACCESS=open: anyone with a room's address enters it in any role (demos and tests only)")
+    else:
+        log.info('Room access: invite links and a waiting room (scripts/mint-invite mints a link)')
     if settings.sfu_simulate_loss:
         log.warning(
             'SFU_SIMULATE_LOSS=%s: the embedded SFU drops %.1f %% of forwarded packets (diagnostics only)',
@@ -172,6 +179,12 @@ def open_audit(settings: Settings) -> AuditLog:
     """The audit log at AUDIT_DB (default .nicegui/audit.db), client addresses keyed by AUDIT_SALT or a kept salt."""
     configured = settings.audit_salt.get_secret_value() if settings.audit_salt is not None else None
     return AuditLog.open(settings.audit_db or default_db_path(), client_salt=client_salt(configured))
+
+
+def invite_secret(settings: Settings) -> str:
+    """The secret that signs role invites: INVITE_SECRET, else generated once into .nicegui/invite-secret (0600)."""
+    configured = settings.invite_secret.get_secret_value() if settings.invite_secret is not None else None
+    return kept_secret(configured)
 
 
 def storage_secret(settings: Settings) -> str:

@@ -16,6 +16,7 @@ from components.restore import Setup
 from components.testid import testid
 from components.video_tile import TileView, VideoTile
 from media.backend import MediaBackend
+from pages.access_panel import install as install_access
 from pages.frame import frame
 from pages.in_room import RoomMedia, admit
 from rooms import RoomRegistry, visible_participants, visible_tracks
@@ -25,17 +26,17 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
     """Add the page to the app."""
 
     @ui.page('/{room}/hospital')
-    async def hospital(room: str) -> None:
-        admission = await admit(room, 'hospital', backend)
+    async def hospital(room: str, invite: str = '') -> None:
+        admission = await admit(room, 'hospital', backend, registry, invite)
         if admission is None:
             return
-        room_name = admission.room_name
-        with frame(f'{room_name} · hospital station'):
+        title = admission.shown_title
+        with frame(f'{title} · hospital station'):
             media = RoomMedia.join(admission, registry=registry, backend=backend, caps=caps)
             call = media.call
             with ui.row().classes('w-full items-center gap-3'):
                 ui.icon('local_hospital', color='orange-8').classes('text-2xl')
-                ui.label(f'Hospital station · {room_name}').classes('text-xl font-semibold')
+                ui.label(f'Hospital station · {title}').classes('text-xl font-semibold')
                 ui.space()
                 with testid(ui.element('div'), 'watching').classes(
                     'flex items-center gap-2 px-3 py-1 rounded-full bg-orange-50 text-orange-900 font-medium'
@@ -46,6 +47,7 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
                 share = testid(ui.button(icon='screen_share').props('round outline'), 'toggle-screen')
                 share.tooltip('Share your screen with the technicians / stop sharing')
                 leave = testid(ui.button('Leave', icon='call_end').props('color=negative'), 'leave')
+            install_access(registry, call, admission, watching)
             cameras = CameraManager(call, media.session)
             ui.label('Technicians').classes('text-base font-semibold mt-2')
             waiting = testid(

@@ -27,9 +27,11 @@ from components.media_session import MediaSession
 from components.quality_toast import show_quality_change
 from components.restore import Memory, Setup
 from media.backend import MediaBackend
+from pages.access import browser_id, client_address, invite_only, record, refusal, take_invite, ticket
 from pages.frame import display_name
 from pages.roles import grant_role
-from rooms import Role, RoomRegistry, normalise_room_name
+from rooms import Role, RoomRegistry, normalise_room_name, visible_tracks
+from rooms.access import Entry, Member, Pass, RoomAccess, unique_name
 
 _calls: dict[str, Call] = {}  # NiceGUI client id -> the page's call, for the page-closed beacon
 KEEPALIVE_INTERVAL = 5.0  # seconds between the server's heartbeats for a page whose NiceGUI client exists
@@ -44,32 +46,88 @@ PAGE_CLOSED_JS = (
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Admission:
-    """Who enters which room as what, and the ICE servers their browser gets."""
+    """Who enters which room as what, and the ICE servers their browser gets.
+
+    `pass_` is what got them in (with `ROOM_ACCESS=open`: the page's role and no grant); `title` is the readable
+    room name to show; `verified` marks a name fixed by the grant (a station's)."""
 
     room_name: str
     page: str
     name: str
     role: Role
     ice_servers: list[dict[str, Any]]
+    pass_: Pass | None = None
+    title: str = ''
+    verified: bool = False
+
+    @property
+    def admin(self) -> bool:
+        """Whether this page moderates the room (the host)."""
+        return self.pass_ is not None and self.pass_.admin
+
+    @property
+    def shown_title(self) -> str:
+        return self.title or self.room_name
 
 
-async def admit(room: str, page: str, backend: MediaBackend) -> Admission | None:
-    """Admit the visitor to `/{room}/{page}`, or redirect (bad room name → home; no name yet → the lobby)."""
+async def admit(
+    room: str, page: str, backend: MediaBackend, registry: RoomRegistry | None = None, invite: str = ''
+) -> Admission | None:
+    """Admit the visitor to `/{room}/{page}`, or redirect (bad room name → home; no name yet, or not let in yet → the
+    lobby) or refuse (an invite that is forged, expired, for another room or for another role's page).
+
+    With `ROOM_ACCESS=invite` the role comes from the verified grant this browser keeps (or from an admission from
+    the waiting room), never from the page's address: a page this browser has no pass for leads to the lobby."""
     try:
         room_name = normalise_room_name(room)
     except ValueError:
         ui.navigate.to('/')
         return None
-    name = display_name()
-    if not name:  # a direct link: ask for a name in the lobby first
+    if not invite_only() or registry is None:
+        name = display_name()
+        if not name:  # a direct link: ask for a name in the lobby first
+            ui.navigate.to(f'/{room_name}?next={page}')
+            return None
+        return Admission(
+            room_name=room_name,
+            page=page,
+            name=name,
+            role=grant_role(page),
+            ice_servers=await backend.browser_ice_servers(),
+            pass_=Pass(browser=browser_id(), role=grant_role(page)),
+        )
+    if invite:  # the invite link itself: verify it, keep the grant in this browser, and go to the door (the lobby:
+        # name, devices, and the way in for this grant), which also takes the token out of the address bar
+        problem = take_invite(room_name, invite, page)
+        if problem is not None:
+            refusal(problem)
+        else:
+            ui.navigate.to(f'/{room_name}?next={page}')
+        return None
+    room_state = registry.get(room_name)
+    found = ticket(room_name, room_state, page)
+    if found is None or not found.name:  # no pass for this page, or no name yet: the lobby (the door)
         ui.navigate.to(f'/{room_name}?next={page}')
         return None
+    access = room_state.access if room_state is not None else RoomAccess()
+    present = room_state.present_browsers() if room_state is not None else []
+    entry = access.entry(found.pass_, present)
+    if entry is Entry.FULL:
+        refusal('The room is full. Try again later.')
+        return None
+    if entry is not Entry.ENTER:
+        ui.navigate.to(f'/{room_name}?next={page}')
+        return None
+    title = (found.grant.title if found.grant is not None else None) or (room_state.title if room_state else '')
     return Admission(
         room_name=room_name,
         page=page,
-        name=name,
-        role=grant_role(page),
+        name=found.name,
+        role=found.role,
         ice_servers=await backend.browser_ice_servers(),
+        pass_=found.pass_,
+        title=title or '',
+        verified=found.verified,
     )
 
 
@@ -92,14 +150,36 @@ class RoomMedia:
         session.on('ready', lambda _: ready.set())
         who = f'room={admission.room_name}: {admission.name}'
         session.on('quality', lambda event: show_quality_change(event.args, who=who))
+        existing = registry.get(admission.room_name)
+        # Names are unique within a room (a reload of this browser's own page is not a rival: it is leaving).
+        name = admission.name
+        if existing is not None:
+            rivals = {pid for pid, m in existing.access.members.items() if m.browser == browser_id()}
+            name = unique_name(name, (p.name for p in existing.participants.values() if p.id not in rivals))
         call = Call.create(
             registry=registry,
             room_name=admission.room_name,
             role=admission.role,
-            name=admission.name,
+            name=name,
             session=session,
             client=backend.client,
         )
+        pass_ = admission.pass_ or Pass(browser=browser_id(), role=admission.role)
+        call.room.entered(
+            call.participant_id,
+            Member(browser=pass_.browser, grant=pass_.grant, admin=pass_.admin, verified=admission.verified),
+        )
+        if admission.title and not call.room.title:
+            call.room.title = admission.title
+        address = client_address()
+        record(
+            'joined',
+            room=admission.room_name,
+            actor=name,
+            client=address,
+            details={'role': str(admission.role), 'page': admission.page, 'invite': pass_.grant or None},
+        )
+        watch_audit(call, admission.room_name, name, address)
         call.on_status = banner.show
         client = ui.context.client
         client.on_delete(call.leave)
@@ -191,6 +271,29 @@ class RoomMedia:
             button.props('color=negative', remove='outline')
         else:
             button.props('outline color=primary')
+
+
+def watch_audit(call: Call, room_name: str, actor: str, address: str | None) -> None:
+    """Record every camera (or screen) this page started and stopped receiving: who saw which camera, when."""
+    labels: dict[str, str] = {}
+
+    def watching(key: str, started: bool) -> None:
+        me = call.me
+        if started or key not in labels:
+            label = next((t.label for t in visible_tracks(me, call.room) if t.key == key), None) if me else None
+            labels[key] = label or labels.get(key) or key
+        label = labels[key] if started else labels.pop(key, key)
+        record(
+            'watch_started' if started else 'watch_stopped',
+            room=room_name,
+            actor=actor,
+            subject=label,
+            client=address,
+            details={'tile': key},
+        )
+
+    if hasattr(call, 'on_watching'):
+        call.on_watching = watching
 
 
 async def keep_alive(call: Call, client: Client) -> None:

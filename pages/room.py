@@ -18,6 +18,7 @@ from components.testid import testid
 from components.video_tile import TileView, VideoTile, grid_columns
 from components.viewport import Viewport
 from media.backend import MediaBackend
+from pages.access_panel import install as install_access
 from pages.frame import frame
 from pages.in_room import RoomMedia, admit
 from rooms import Participant, RoomRegistry, Source, ViewerStage, tile_key, visible_participants, visible_tracks
@@ -39,21 +40,22 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
     """Add the page to the app."""
 
     @ui.page('/{room}/room')
-    async def meeting(room: str) -> None:
-        admission = await admit(room, 'room', backend)
+    async def meeting(room: str, invite: str = '') -> None:
+        admission = await admit(room, 'room', backend, registry, invite)
         if admission is None:
             return
         name = admission.name
         stage = ViewerStage()
         seen = Seen()
-        with frame(admission.room_name, wide=True):
+        with frame(admission.shown_title, wide=True):
             media = RoomMedia.join(admission, registry=registry, backend=backend, caps=caps)
             call = media.call
             with ui.row().classes('w-full items-center gap-3'):
                 ui.icon('groups', color='orange-8').classes('text-2xl')
-                ui.label(f'Meeting · {admission.room_name}').classes('text-xl font-semibold')
+                ui.label(f'Meeting · {admission.shown_title}').classes('text-xl font-semibold')
                 ui.space()
                 hidden_note = testid(ui.label().classes('text-sm text-gray-600'), 'off-stage')
+            install_access(registry, call, admission, hidden_note)
             with ui.element('div').classes('w-full flex flex-col md:flex-row gap-3 items-start pb-20'):
                 stage_box = testid(ui.element('div'), 'stage').classes('grow min-w-0 w-full')
                 with stage_box:

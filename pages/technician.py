@@ -15,6 +15,7 @@ from components.restore import Setup
 from components.testid import testid
 from components.video_tile import TileView, VideoTile, grid_columns
 from media.backend import MediaBackend
+from pages.access_panel import install as install_access
 from pages.frame import frame
 from pages.in_room import RoomMedia, admit
 from rooms import Kind, RoomRegistry, Source, visible_tracks
@@ -29,18 +30,22 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
     """Add the page to the app."""
 
     @ui.page('/{room}/technician')
-    async def technician(room: str) -> None:
-        admission = await admit(room, 'technician', backend)
+    async def technician(room: str, invite: str = '') -> None:
+        admission = await admit(room, 'technician', backend, registry, invite)
         if admission is None:
             return
-        room_name = admission.room_name
-        with frame(f'{room_name} · technician station', wide=True):
+        title = admission.shown_title
+        with frame(f'{title} · technician station', wide=True):
             media = RoomMedia.join(admission, registry=registry, backend=backend, caps=caps)
             with ui.row().classes('w-full items-center gap-3'):
                 ui.icon('monitor_heart', color='orange-8').classes('text-2xl')
-                ui.label(f'Technician station · {room_name}').classes('text-xl font-semibold')
+                ui.label(f'Technician station · {title}').classes('text-xl font-semibold')
                 ui.space()
                 stations = testid(ui.label().classes('text-sm text-gray-600'), 'stations')
+                verified = testid(ui.icon('verified', color='positive'), 'stations-verified')
+                verified.tooltip('Station name verified by its invite')
+                verified.set_visibility(False)
+            install_access(registry, media.call, admission, stations)
             empty = testid(
                 ui.label('Waiting for a hospital station to join…').classes('text-lg text-gray-600 py-16 self-center'),
                 'technician-empty',
@@ -89,6 +94,10 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
                 return
             hospitals = call.room.stations()
             stations.text = ', '.join(h.name for h in hospitals) if hospitals else ''
+            members = call.room.access.members
+            verified.set_visibility(
+                bool(hospitals) and all((m := members.get(h.id)) is not None and m.verified for h in hospitals)
+            )
             tracks = visible_tracks(me, call.room)
             wanted = {
                 t.key: TileView(label=t.label, video_key=f'remote:{t.key}')

@@ -8,7 +8,10 @@ for _name in ('CALLS_APP_ID', 'CALLS_APP_SECRET', 'CALLS_API_URL', 'TURN_SERVICE
     os.environ.pop(_name, None)
 os.environ['SFU_ICE_HOSTS'] = '127.0.0.1'
 os.environ['ICE_SERVERS'] = ''
-os.environ.pop('SFU_SIMULATE_LOSS', None)  # a developer's diagnostic packet loss never reaches the tests
+os.environ.pop('SFU_SIMULATE_LOSS', None)
+# The existing tests open in-room pages directly, as the original allowed: open access unless a test asks for invites
+# (monkeypatch.setenv('ROOM_ACCESS', 'invite'), or start_app(..., {'ROOM_ACCESS': 'invite'}) for the browser tests).
+os.environ['ROOM_ACCESS'] = 'open'  # a developer's diagnostic packet loss never reaches the tests
 # A developer's .env/.dev.vars (perhaps with real Cloudflare credentials) is never read by tests.
 os.environ['ORANGE_CONFIG_DIR'] = tempfile.mkdtemp(prefix='orange-config-')
 # The app under the `user` fixture records into an audit log of this test run, never a developer's .nicegui/audit.db.
