@@ -195,3 +195,26 @@ def test_settings_default_to_invite_access(tmp_path: Path, monkeypatch: pytest.M
         monkeypatch.setenv('INVITE_SECRET', short)
         with pytest.raises(SettingsError, match='INVITE_SECRET'):
             load_settings(tmp_path)
+
+
+def test_mint_invite_command_prints_a_link_the_app_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from components.invite_cli import main, parse_ttl
+
+    assert [parse_ttl(t) for t in ('90', '30m', '8h', '7d', '2w')] == [90, 1800, 28800, 604800, 1209600]
+    for bad in ('0', '8x', '', '999w'):
+        with pytest.raises(Exception, match=r'duration|between'):
+            parse_ttl(bad)
+    monkeypatch.setenv('NICEGUI_STORAGE_PATH', str(tmp_path))
+    monkeypatch.setenv('ORANGE_CONFIG_DIR', str(tmp_path))
+    monkeypatch.delenv('INVITE_SECRET', raising=False)
+    monkeypatch.setenv('AUDIT_DB', str(tmp_path / 'audit.db'))
+    argv = ['--room', ROOM, '--role', 'station', '--ttl', '365d', '--name', 'Ward 7 — MRI bore']
+    assert main([*argv, '--base-url', 'https://tele.example.org/']) == 0
+    link = capsys.readouterr().out.strip()
+    assert link.startswith(f'https://tele.example.org/{ROOM}/hospital?invite=')
+    token = link.split('invite=', 1)[1]
+    grant = verify(kept_secret(None, tmp_path), token, room=ROOM, page='hospital')
+    assert grant.role is GrantRole.HOSPITAL and grant.name == 'Ward 7 — MRI bore'
+    assert main(['--room', '../etc', '--role', 'technician']) == 2
