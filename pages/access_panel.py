@@ -64,7 +64,8 @@ class AccessPanel:
         if not self.visible:
             return
         title = 'Access · host' if self.admin else 'Access'
-        self.expansion = testid(ui.expansion(title, icon='shield'), 'access-panel').classes(
+        # Open for the host (their controls); a station's opens by itself when someone knocks.
+        self.expansion = testid(ui.expansion(title, icon='shield', value=self.admin), 'access-panel').classes(
             'w-full border rounded bg-orange-50/40'
         )
         with self.expansion:
