@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nicegui import ui
+from nicegui import app, ui
 
 from components.call import Call
 from components.invites import STATION_TTL, TTL_CHOICES, invite_path, mint
@@ -60,6 +60,7 @@ class AccessPanel:
         self.base_url = _base_url()
         self._shown: tuple[Any, ...] | None = None
         self._knocks_seen: set[str] = set()
+        self._audit_dialog: ui.dialog | None = None
         self.visible = invite_only() and (self.admin or self.station)
         if not self.visible:
             return
@@ -85,6 +86,9 @@ class AccessPanel:
                         self.capacity.on('keydown.enter', self._capacity)
                         self.capacity.on('blur', self._capacity)
                     ui.space()
+                    if self.admin and getattr(app.state, 'audit', None) is not None:
+                        audit = ui.button('Audit trail', icon='receipt_long', on_click=self._open_audit)
+                        testid(audit.props('outline'), 'audit-open')
                     testid(ui.button('Invite', icon='person_add', on_click=self._open_invite), 'invite-open')
                 if self.admin:
                     ui.label('In the room').classes('font-semibold')
@@ -248,6 +252,16 @@ class AccessPanel:
                 client=client_address(),
                 details={'technicians_wait': required},
             )
+
+    def _open_audit(self) -> None:
+        """The room's audit trail (who saw which camera, when), newest first, with CSV export: the host's only."""
+        if self._audit_dialog is None:
+            from components.audit_view import AuditView
+
+            with ui.dialog() as self._audit_dialog, ui.card().classes('w-[60rem] max-w-full'):
+                AuditView(app.state.audit, self.call.room.name)
+                ui.button('Close', on_click=self._audit_dialog.close).props('flat').classes('self-end')
+        self._audit_dialog.open()
 
     # ---- invites ----------------------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ def create_room() -> str:
     address, title = new_room_address(), random_room_name()
     token, grant = mint(CONFIG.secret, room=address, role=GrantRole.HOST, ttl=HOST_TTL, title=title)
     keep_grant(address, token)
+    record('room_created', room=address, actor=display_name(), client=client_address(), details={'title': title})
     record(
         'invite_minted',
         room=address,
