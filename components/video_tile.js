@@ -2,8 +2,8 @@
 import { trackStore } from 'orange-media/media_client.js';
 import { qualityStore } from 'orange-media/quality.js';
 
-// Signal bars lit and their colour, per level of components/js/quality.js.
-const QUALITY_LOOK = { good: [4, '#22c55e'], tolerable: [3, '#84cc16'], unhealthy: [2, '#eab308'], bad: [1, '#ef4444'] };
+// Signal bars lit and their colour, per level of components/js/quality.js (the stats panel shows the same score).
+const QUALITY_LOOK = { excellent: [3, '#22c55e'], good: [2, '#eab308'], poor: [1, '#ef4444'] };
 
 export default {
   template: `
@@ -33,11 +33,19 @@ export default {
                   background: rgba(0, 0, 0, 0.55); color: white; font-size: 13px" data-testid="tile-label">
         {{ label }}<i v-if="muted" class="material-icons" data-testid="tile-muted" title="Microphone off"
            style="font-size: 15px; vertical-align: -3px; margin-left: 6px">mic_off</i></div>
-      <div v-if="quality" data-testid="tile-quality" :data-level="quality.level" :title="qualityTitle"
-           :aria-label="qualityTitle" style="position: absolute; right: 8px; bottom: 8px; display: flex; gap: 2px;
-           align-items: flex-end; height: 18px; padding: 4px 7px; border-radius: 6px; background: rgba(0, 0, 0, 0.6)">
-        <span v-for="bar in 4" :key="bar" :style="{width: '5px', height: 20 + bar * 20 + '%', borderRadius: '1px',
-              background: bar <= qualityLook[0] ? qualityLook[1] : '#ffffff59'}"></span>
+      <div style="position: absolute; right: 8px; bottom: 8px; display: flex; gap: 4px; align-items: stretch">
+        <div v-if="quality" data-testid="tile-quality" :data-level="quality.level" :data-score="quality.score"
+             :title="qualityTitle" :aria-label="qualityTitle" style="display: flex; gap: 2px; align-items: flex-end;
+             height: 18px; padding: 4px 7px; border-radius: 6px; background: rgba(0, 0, 0, 0.6); box-sizing: content-box">
+          <span v-for="bar in 3" :key="bar" :style="{width: '5px', height: 20 + bar * 26 + '%', borderRadius: '1px',
+                background: bar <= qualityLook[0] ? qualityLook[1] : '#ffffff59'}"></span>
+        </div>
+        <button v-if="statsButton && videoKey && hasVideo" type="button" data-testid="tile-stats"
+                title="Connection figures and plots" aria-label="Connection figures and plots"
+                @click.stop="$emit('stats', {videoKey})"
+                style="border: 0; cursor: pointer; padding: 2px 6px; border-radius: 6px; background: rgba(0, 0, 0, 0.6);
+                       color: white; display: flex; align-items: center"><i class="material-icons"
+                style="font-size: 18px">query_stats</i></button>
       </div>
       <slot></slot>
     </div>`,
@@ -51,6 +59,7 @@ export default {
     speaking: { type: Boolean, default: false },
     hand: { type: Boolean, default: false },
     fit: { type: String, default: 'cover' },
+    statsButton: { type: Boolean, default: true },
   },
   data() {
     return { hasVideo: false, playing: false, qualities: {} };
@@ -64,13 +73,14 @@ export default {
     },
     quality() { // the worse of the tile's tracks
       const known = this.qualityKeys.map((key) => this.qualities[key]).filter(Boolean);
-      return known.length ? known.reduce((a, b) => (b.loss > a.loss ? b : a)) : null;
+      return known.length ? known.reduce((a, b) => (b.score < a.score ? b : a)) : null;
     },
     qualityLook() {
       return this.quality ? QUALITY_LOOK[this.quality.level] : [0, ''];
     },
     qualityTitle() {
-      return this.quality ? `Connection: ${this.quality.level}, loss ${(this.quality.loss * 100).toFixed(1)} %` : '';
+      const q = this.quality;
+      return q ? `Connection: ${q.level} (score ${q.score}), loss ${(q.loss * 100).toFixed(1)} %` : '';
     },
   },
   watch: {

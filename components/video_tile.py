@@ -1,10 +1,13 @@
-"""A participant tile (video or avatar, audio, label, connecting spinner)."""
+"""A participant tile (video or avatar, audio, label, connecting spinner, connection bars) whose video opens the
+page's stats panel (components/stats_panel.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from nicegui import ui
+
+from components.stats_panel import StatsPanel
 
 JS_MODULES = {'orange-media': 'js'}
 
@@ -37,6 +40,13 @@ class VideoTile(ui.element, component='video_tile.js', esm=JS_MODULES):
         self._props['tileKey'] = tile_key
         self._props.update(self._as_props(view))
         self.props('data-testid="tile"')
+        self.on('stats', self._open_stats)
+
+    def _open_stats(self) -> None:
+        """The tile's stats button: the page's panel shows this tile's video (remote or local preview)."""
+        video_key = self._props.get('videoKey')
+        if isinstance(video_key, str) and video_key:
+            StatsPanel.of(self.client).open(video_key, str(self._props.get('label') or ''))
 
     def show(self, view: TileView) -> None:
         """Change what the tile shows; sends an update only when something changed."""

@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.harness import RunningApp, start_app
 
-LOSS = '0.12'  # well above the 5 % of "bad", so the level and the toast never hover at a threshold
+LOSS = '0.12'  # well above the 6 % where the score turns "poor", so the level and the toast never hover at a threshold
 
 
 @pytest.fixture(scope='module')
@@ -44,8 +44,9 @@ def test_loss_shows_on_the_remote_tile_and_as_a_toast(launch, lossy_app) -> None
     alice, bob = two_in_a_room(launch, lossy_app, 'quality-lossy')
     for page, other in ((alice, 'Bob'), (bob, 'Alice')):
         indicator = page.locator('[data-testid=tile]', has_text=other).get_by_test_id('tile-quality')
-        expect(indicator).to_have_attribute('data-level', re.compile('^(unhealthy|bad)$'), timeout=20_000)
-        expect(indicator).to_have_attribute('title', re.compile(r'^Connection: (unhealthy|bad), loss \d+\.\d %$'))
+        expect(indicator).to_have_attribute('data-level', re.compile('^(good|poor)$'), timeout=20_000)
+        title = re.compile(r'^Connection: (good|poor) \(score \d+\), loss \d+\.\d %$')
+        expect(indicator).to_have_attribute('title', title)
     # Each page's own inbound loss stays above 5 % for 5 s: the toast, with nothing technical in it.
     toast = alice.get_by_text('Unstable connection — call quality may be affected.')
     expect(toast).to_be_visible(timeout=20_000)
@@ -57,13 +58,13 @@ def test_loss_shows_on_the_remote_tile_and_as_a_toast(launch, lossy_app) -> None
     alice.screenshot(path=str(ARTIFACTS / 'connection-quality-lossy.png'))  # what SFU_SIMULATE_LOSS looks like
 
 
-def test_without_loss_the_indicator_is_good_and_there_is_no_toast(launch, app_server) -> None:  # type: ignore[no-untyped-def]
+def test_without_loss_the_indicator_is_excellent_and_there_is_no_toast(launch, app_server) -> None:  # type: ignore[no-untyped-def]
     alice, _ = two_in_a_room(launch, app_server, 'quality-clean')
     tile = alice.locator('[data-testid=tile]', has_text='Bob')
     expect(tile).to_have_attribute('data-playing', 'true', timeout=15_000)
     indicator = tile.get_by_test_id('tile-quality')
-    expect(indicator).to_have_attribute('data-level', 'good', timeout=10_000)
-    expect(indicator).to_have_attribute('title', re.compile(r'^Connection: good, loss [01]\.\d %$'))
+    expect(indicator).to_have_attribute('data-level', 'excellent', timeout=10_000)
+    expect(indicator).to_have_attribute('title', re.compile(r'^Connection: excellent \(score \d+\), loss [01]\.\d %$'))
     alice.wait_for_timeout(6_000)  # longer than the toast's 5 s hold
-    expect(indicator).to_have_attribute('data-level', 'good')
+    expect(indicator).to_have_attribute('data-level', 'excellent')
     expect(alice.get_by_text('Unstable connection')).to_have_count(0)

@@ -1,4 +1,5 @@
-"""The pure connection-quality logic (components/js/quality.js), run inside Chromium with injected timestamps."""
+"""The pure connection-quality logic (components/js/quality.js: one scoring for the tile bars and the stats panel)
+and the stats panel's rates (components/js/track_stats.js), run inside Chromium with injected timestamps."""
 
 from __future__ import annotations
 
@@ -27,21 +28,68 @@ def js(playwright, app_server):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(
-    ('loss', 'level'),
+    ('value', 'level'),
     [
         (None, None),
-        (0.0, 'good'),
-        (0.01, 'good'),
-        (0.0101, 'tolerable'),
-        (0.03, 'tolerable'),
-        (0.0301, 'unhealthy'),
-        (0.05, 'unhealthy'),
-        (0.0501, 'bad'),
-        (0.5, 'bad'),
+        (100, 'excellent'),
+        (80.01, 'excellent'),
+        (80, 'good'),  # "> 80 excellent": 80 itself is good
+        (40.01, 'good'),
+        (40, 'poor'),
+        (0, 'poor'),
     ],
 )
-def test_levels_follow_the_originals_thresholds(js, loss: float | None, level: str | None) -> None:  # type: ignore[no-untyped-def]
-    assert js('return q.classify(arg);', loss) == level
+def test_levels_of_a_score(js, value: float | None, level: str | None) -> None:  # type: ignore[no-untyped-def]
+    assert js('return q.levelOf(arg);', value) == level
+
+
+@pytest.mark.parametrize(
+    ('loss', 'rtt_ms', 'jitter_ms', 'expected'),
+    [
+        (0.0, None, None, 100),  # nothing known but "no loss": perfect
+        (0.01, None, None, 90),  # 10 points per % lost
+        (0.02, 0, 0, 80),
+        (0.06, 0, 0, 40),
+        (0.12, 0, 0, 0),  # clamped at 0
+        (0.0, 80, 0, 99),  # effective delay 40 ms: 40 / 40 = 1 point
+        (0.0, 0, 40, 98),  # 2 · 40 ms of jitter = 80 ms: 2 points
+        (0.0, 320, 0, 96),  # 160 ms, the knee: 160 / 40 = 4
+        (0.0, 800, 0, 72),  # 400 ms: (400 - 120) / 10 = 28
+        (0.03, 200, 30, 66),  # 100 + 60 = 160 ms: 4, and 30 for 3 % lost
+        (None, 20, 5, None),  # no loss figure: no score
+    ],
+)
+def test_score_is_a_simplified_e_model(js, loss, rtt_ms, jitter_ms, expected) -> None:  # type: ignore[no-untyped-def]
+    result = js('return q.score({loss: arg[0], rttMs: arg[1], jitterMs: arg[2]});', [loss, rtt_ms, jitter_ms])
+    assert result == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_assess_rounds_for_display_and_agrees_with_the_level(js) -> None:  # type: ignore[no-untyped-def]
+    result = js('return q.assess({loss: 0.0123, rttMs: 12.345, jitterMs: 3.21});')
+    assert result == {'score': 87, 'level': 'excellent', 'loss': 0.0123, 'jitterMs': 3.2, 'rttMs': 12.3}
+    assert js('return q.assess({loss: 0.05});')['level'] == 'good'
+    assert js('return q.assess({loss: null});') is None
+
+
+def test_the_stats_panel_figures_from_two_snapshots(js) -> None:  # type: ignore[no-untyped-def]
+    """components/js/track_stats.js: rates between two cumulative snapshots, as the stats panel shows them."""
+    result = js("""
+        const t = await import('orange-media/track_stats.js');
+        const a = {at: 1000, direction: 'in', bytes: 100000, packets: 1000, packetsLost: 10, frames: 100,
+                   jitter: 0.004, rtt: 0.002, width: 640, height: 360, freezeCount: 1, freezeSeconds: 0.6,
+                   codec: 'VP8'};
+        const b = {...a, at: 3000, bytes: 350000, packets: 1196, packetsLost: 14, frames: 148};
+        return [t.figures(null, a), t.figures(a, b), t.figures(b, {...a, at: 4000})];
+    """)
+    first, second, restarted = result
+    assert first['kbps'] is None and first['lossPct'] is None  # one snapshot: no rate yet
+    assert first['width'] == 640 and first['codec'] == 'VP8'
+    assert second['kbps'] == 1000  # 250 000 bytes in 2 s
+    assert second['fps'] == 24  # 48 frames in 2 s
+    assert second['lossPct'] == 2.0  # 4 lost of 200 expected
+    assert second['jitterMs'] == 4 and second['rttMs'] == 2
+    assert second['freezes'] == 1 and second['freezeSeconds'] == 0.6
+    assert restarted['kbps'] is None  # counters went back (a new connection): no rate, never a negative one
 
 
 @pytest.mark.parametrize(
@@ -140,8 +188,8 @@ def test_monitor_reports_tile_levels_and_only_the_flips_of_the_page_state(js) ->
     assert [(now, change['degraded']) for now, change in events] == [(6000, True), (18000, False)]
     assert events[0][1]['inboundLoss'] == pytest.approx(0.1, abs=0.005)
     assert events[0][1]['outboundLoss'] == 0
-    # The tile: nothing until a second sample, bad while 10 % are lost, then better and better, then gone.
-    assert result['levels'] == [None, 'bad', 'unhealthy', 'tolerable', 'good', None]
+    # The tile: nothing until a second sample, poor while 10 % are lost, then better and better, then gone.
+    assert result['levels'] == [None, 'poor', 'good', 'excellent', None]
     assert result['now'] is None
 
 
@@ -150,4 +198,21 @@ def test_outbound_loss_alone_degrades_the_page(js) -> None:  # type: ignore[no-u
     result = js(MONITOR_JS, samples)
     assert [(now, change['degraded']) for now, change in result['events']] == [(6000, True)]
     assert result['events'][0][1]['outboundLoss'] == pytest.approx(0.2, abs=0.005)
-    assert result['levels'] == [None, 'good']  # a tile shows what it receives, not what this page sends
+    assert result['levels'] == [None, 'excellent']  # a tile shows what it receives, not what this page sends
+
+
+def test_monitor_scores_with_jitter_and_the_pages_round_trip(js) -> None:  # type: ignore[no-untyped-def]
+    result = js("""
+        const { createKeyedStore } = await import('orange-media/keyed_store.js');
+        const store = createKeyedStore();
+        const monitor = new q.QualityMonitor({ store });
+        for (let t = 0; t <= 3; t++) {
+          monitor.update(t * 1000, {
+            inbound: { 'bob:camera': { packetsReceived: 100 * t, packetsLost: 0, jitter: 0.050 } },
+            outbound: { 'OT01': { packetsSent: 100 * t, packetsLost: 0, rtt: 0.4 } },
+          });
+        }
+        return store.get('remote:bob:camera');
+    """)
+    # No loss, jitter 50 ms, RTT 400 ms: effective delay 200 + 100 = 300 ms, penalty (300 - 120) / 10 = 18.
+    assert result == {'score': 82, 'level': 'excellent', 'loss': 0, 'jitterMs': 50, 'rttMs': 400}
