@@ -1,14 +1,18 @@
-"""Load benchmark of the embedded SFU: server CPU per forwarded packet, packets/s, RSS, burst time to first frame.
+"""Load benchmark of the embedded SFU at the levels that matter, old and new forwarding path in one run.
 
-    .venv/bin/python -m bench.sfu_load [--publishers 2 --subscribers 18 --seconds 20] [--soak 600]
+    .venv/bin/python -m bench.sfu_load                      # every level, fast and legacy path, 3 interleaved rounds
+    .venv/bin/python -m bench.sfu_load --levels idle,publisher-only --paths fast,legacy --rounds 5
+    .venv/bin/python -m bench.sfu_load --levels fanout --paths fast --soak 600
 
-The SFU runs in its own process (`bench.sfu_server`: `EmbeddedSFU.asgi_app` under uvicorn on 127.0.0.1, plus a
-stats route). This process is the load generator: aiortc publishers that send pre-encoded VP8 (1 Mbit/s, 30 fps,
-640x384, keyframe every 2 s) and Opus (20 ms) packets in a loop, and subscribers that pull every publisher's audio
-and video over the Calls API and count the RTP packets they get without decoding them. Server CPU is utime+stime
-from /proc/<pid>/stat over a fixed window. Then `--burst` decoding subscribers join at once, `--bursts` times, and
-the time from the pull request to the first decoded frame is measured. As root it runs in a loopback-only network
-namespace (`unshare -n`).
+Levels: ``idle`` (no peer), ``publisher-only`` (one VP8 + Opus publisher, nobody pulling: CPU per *received*
+packet, keyframe requests), ``telehealth`` (4 video-only cameras pulled by 1, 2, 3 and 2 subscribers), ``fanout``
+(``--publishers`` x ``--subscribers``, each pulling every publisher, plus burst joiners). Each path
+(``SFU_FORWARD_PATH``: ``fast``, ``legacy``) runs in its own SFU server process (`bench.sfu_server`: the embedded SFU
+under uvicorn on 127.0.0.1 plus a stats route), started together; for every level the rounds alternate which path
+goes first, so before/after come from the same minutes on the same machine. This process is the load generator:
+aiortc publishers that send pre-encoded VP8 (1 Mbit/s, 30 fps, 640x384, keyframe every 2 s) and Opus (20 ms)
+packets in a loop, and subscribers that count the RTP packets they get without decoding them. Server CPU is
+utime+stime from /proc/<pid>/stat over a fixed window. As root it runs in a loopback-only network namespace.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import secrets
 import subprocess
@@ -166,14 +171,17 @@ async def close_all(peers: list[Any]) -> None:
 
 
 class Server:
-    def __init__(self, log_path: str) -> None:
+    def __init__(self, log_path: str, path: str = 'fast') -> None:
+        self.path = path
         self.port = free_port()
         self.secret = secrets.token_urlsafe(24)
         secret_args = ['--app-secret', self.secret]
         self.log = open(log_path, 'wb')  # closed in stop()
+        env = {**os.environ, 'SFU_FORWARD_PATH': path}
         self.process = subprocess.Popen(
             [sys.executable, '-m', 'bench.sfu_server', '--port', str(self.port), '--app-id', APP_ID, *secret_args],
             cwd=ROOT,
+            env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -318,8 +326,181 @@ async def burst(client: CallsClient, publishers: list[Publisher], size: int) -> 
         await close_all(subs)
 
 
+# ---- levels: idle, publisher only, the telehealth shape, the benchmark fan-out -----------------------------------
+
+LEVELS = ('idle', 'publisher-only', 'telehealth', 'fanout')
+TELEHEALTH_SHAPE = (1, 2, 3, 2)  # subscribers of each of 4 cameras (technicians per camera: 1-3)
+
+
+@dataclass
+class Figures:
+    """One measured window of one level on one path."""
+
+    level: str
+    path: str
+    window: Window
+    rss_mb: float
+    keyframe_requests: int
+    joins: list[Join] = field(default_factory=list)
+
+    @property
+    def cpu_pct(self) -> float:
+        return self.window.server_cpu_s / self.window.seconds * 100
+
+    @property
+    def us_per_in(self) -> float:
+        w = self.window
+        return w.server_cpu_s * 1e6 / w.packets_in if w.packets_in else float('nan')
+
+    def line(self) -> str:
+        w = self.window
+        return (
+            f'{self.level:15s} {self.path:6s} CPU {self.cpu_pct:5.2f} %  in {w.packets_in / w.seconds:5.0f}/s '
+            f'fwd {w.fwd_per_s:6.0f}/s  µs/in {self.us_per_in:6.1f}  µs/fwd {w.us_per_packet:6.1f}  '
+            f'RSS {self.rss_mb:5.1f} MB  PLI {self.keyframe_requests}  delivered '
+            f'{w.received / max(1, w.forwarded) * 100:5.1f} %  machine busy {w.machine_busy * 100:3.0f} %  '
+            f'load {loadavg()}'
+        )
+
+
+async def run_level(level: str, server: Server, video: Clip, audio: Clip | None, args: argparse.Namespace) -> Figures:
+    """Set the level's load up on ``server``, warm up, measure one window, tear the load down."""
+    client = server.client()
+    publishers: list[Publisher] = []
+    subscribers: list[Subscriber] = []
+    joins: list[Join] = []
+    try:
+        if level == 'publisher-only':
+            publishers = [await publish(client, video, audio)]
+        elif level == 'telehealth':  # 4 cameras (video only), each pulled by 1-3 subscribers
+            publishers = list(await asyncio.gather(*(publish(client, video, None) for _ in TELEHEALTH_SHAPE)))
+            for pub, count in zip(publishers, TELEHEALTH_SHAPE, strict=True):
+                subscribers += await asyncio.gather(
+                    *(subscribe(client, [(pub.session_id, 'v')], decode=False) for _ in range(count))
+                )
+        elif level == 'fanout':
+            publishers = list(await asyncio.gather(*(publish(client, video, audio) for _ in range(args.publishers))))
+            names = [(p.session_id, n) for p in publishers for n in (['a', 'v'] if audio else ['v'])]
+            for i in range(0, args.subscribers, 4):
+                batch = min(4, args.subscribers - i)
+                subscribers += await asyncio.gather(*(subscribe(client, names, decode=False) for _ in range(batch)))
+        else:  # idle: one Calls request starts the SFU's garbage collector, as the app's first page does
+            await client.new_session()
+        await asyncio.gather(*(wait_connected(s.pc) for s in subscribers))
+        await asyncio.sleep(args.warmup)
+        before = await server.stats()
+        window = await measure(server, subscribers, args.seconds)
+        after = await server.stats()
+        rss = rss_mb(server.pid)
+        if level == 'fanout':
+            for _ in range(args.bursts):
+                joins += await burst(client, publishers, args.burst)
+                await asyncio.sleep(0.5)
+        return Figures(level, server.path, window, rss, after['keyframe_requests'] - before['keyframe_requests'], joins)
+    finally:
+        await close_all([*subscribers, *publishers])
+        await asyncio.sleep(1.0)  # the SFU notices the closed peers and frees their sessions
+
+
+def median(values: list[float]) -> float:
+    return percentile(values, 50)
+
+
+def report(results: list[Figures], paths: list[str]) -> None:
+    """The before/after table: medians over the rounds of each level, for each path."""
+
+    def pick(level: str, path: str) -> list[Figures]:
+        return [f for f in results if f.level == level and f.path == path]
+
+    def cell(values: list[float], fmt: str) -> str:
+        values = [v for v in values if not math.isnan(v)]
+        if not values:
+            return '-'
+        spread = f' ({fmt.format(min(values))}-{fmt.format(max(values))})' if len(values) > 1 else ''
+        return fmt.format(median(values)) + spread
+
+    rows: list[tuple[str, list[str]]] = []
+    recv_cost = {p: median([f.us_per_in for f in pick('publisher-only', p)] or [math.nan]) for p in paths}
+    for level in LEVELS:
+        if not any(f.level == level for f in results):
+            continue
+        by_path = {p: pick(level, p) for p in paths}
+        if level == 'idle':
+            rows.append(
+                ('idle: server CPU, % of a core', [cell([f.cpu_pct for f in by_path[p]], '{:.2f}') for p in paths])
+            )
+            rows.append(('idle: server RSS, MB', [cell([f.rss_mb for f in by_path[p]], '{:.0f}') for p in paths]))
+            continue
+        rows.append(
+            (f'{level}: server CPU, % of a core', [cell([f.cpu_pct for f in by_path[p]], '{:.1f}') for p in paths])
+        )
+        rows.append(
+            (f'{level}: µs per received packet', [cell([f.us_per_in for f in by_path[p]], '{:.0f}') for p in paths])
+        )
+        if level != 'publisher-only':
+            rows.append(
+                (
+                    f'{level}: µs per forwarded packet, all-in',
+                    [cell([f.window.us_per_packet for f in by_path[p]], '{:.1f}') for p in paths],
+                )
+            )
+            rows.append(
+                (
+                    f'{level}: µs per forwarded packet, receive cost taken out',
+                    [
+                        cell(
+                            [
+                                (f.window.server_cpu_s * 1e6 - recv_cost[p] * f.window.packets_in) / f.window.forwarded
+                                if f.window.forwarded
+                                else math.nan
+                                for f in by_path[p]
+                            ],
+                            '{:.1f}',
+                        )
+                        for p in paths
+                    ],
+                )
+            )
+            rows.append(
+                (
+                    f'{level}: forwarded packets/s',
+                    [cell([f.window.fwd_per_s for f in by_path[p]], '{:.0f}') for p in paths],
+                )
+            )
+        rows.append(
+            (
+                f'{level}: keyframe requests in the window',
+                [cell([f.keyframe_requests for f in by_path[p]], '{:.0f}') for p in paths],
+            )
+        )
+        rows.append((f'{level}: server RSS, MB', [cell([f.rss_mb for f in by_path[p]], '{:.0f}') for p in paths]))
+        if level == 'fanout' and any(f.joins for f in results):
+            rows.append(
+                (
+                    f'fanout: pull -> first decoded frame, {args_burst[0]} joining at once, ms',
+                    [summary([j.first_frame for f in by_path[p] for j in f.joins]) for p in paths],
+                )
+            )
+    width = max(len(r[0]) for r in rows)
+    print()
+    print('RESULTS (median over rounds, min-max in brackets)')
+    print(f'| {"figure".ljust(width)} | ' + ' | '.join(paths) + ' |')
+    print(f'|{"-" * (width + 2)}|' + '|'.join('---' for _ in paths) + '|')
+    for name, cells in rows:
+        print(f'| {name.ljust(width)} | ' + ' | '.join(cells) + ' |')
+
+
+args_burst = [4]
+
+
 async def run(args: argparse.Namespace) -> None:
     aiortc_glue.use_host_addresses(['127.0.0.1'])
+    args_burst[0] = args.burst
+    levels = [lv.strip() for lv in args.levels.split(',') if lv.strip()]
+    paths = [p.strip() for p in args.paths.split(',') if p.strip()]
+    for lv in levels:
+        if lv not in LEVELS:
+            raise SystemExit(f'unknown level {lv!r}; levels: {", ".join(LEVELS)}')
     print(f'network: {network_note()}; loadavg before: {loadavg()}; cores: {os.cpu_count()}')
     t = time.monotonic()
     video = encode_vp8(width=640, height=384, fps=30, seconds=4, kbps=args.video_kbps, gop_s=2)
@@ -328,106 +509,74 @@ async def run(args: argparse.Namespace) -> None:
         f'pre-encoded in {time.monotonic() - t:.1f} s: VP8 {len(video.frames)} frames {video.bitrate_kbps:.0f} kbit/s'
         + (f', Opus {len(audio.frames)} frames {audio.bitrate_kbps:.0f} kbit/s' if audio else ', no audio')
     )
-    log_path = os.path.join(args.workdir, 'sfu_server.log')
-    server = Server(log_path)
-    publishers: list[Publisher] = []
-    subscribers: list[Subscriber] = []
-    client = server.client()
+    servers = {p: Server(os.path.join(args.workdir, f'sfu_server_{p}.log'), p) for p in paths}
+    results: list[Figures] = []
     try:
-        await server.wait_ready()
-        rss_start = rss_mb(server.pid)
-        idle0, t0 = cpu_seconds(server.pid), time.monotonic()
-        await asyncio.sleep(2)
-        idle_pct = (cpu_seconds(server.pid) - idle0) / (time.monotonic() - t0) * 100
-        print(f'server pid {server.pid}: RSS {rss_start:.0f} MB idle, idle CPU {idle_pct:.1f} %')
+        await asyncio.gather(*(s.wait_ready() for s in servers.values()))
+        for p, s in servers.items():
+            print(f'server {p}: pid {s.pid}, RSS {rss_mb(s.pid):.0f} MB at start')
+        for level in levels:
+            for r in range(args.rounds):
+                order = paths if r % 2 == 0 else paths[::-1]  # interleaved: neither path always goes first
+                for p in order:
+                    figures = await run_level(level, servers[p], video, audio, args)
+                    results.append(figures)
+                    print(f'round {r + 1}: {figures.line()}', flush=True)
+        if args.soak > 0:
+            await soak(servers[paths[0]], video, audio, args)
+        report(results, paths)
+        print(
+            f'  load: loadavg after {loadavg()}; rounds {args.rounds}; window {args.seconds:.0f} s after '
+            f'{args.warmup:.0f} s warm-up; fanout {args.publishers} publishers x {args.subscribers} subscribers '
+            f'(each pulls all); telehealth 4 video-only cameras x {"/".join(map(str, TELEHEALTH_SHAPE))} subscribers'
+        )
+    finally:
+        await asyncio.gather(*(s.stop() for s in servers.values()))
 
-        publishers = list(await asyncio.gather(*(publish(client, video, audio) for _ in range(args.publishers))))
-        names = [(p.session_id, n) for p in publishers for n in (['a', 'v'] if audio else ['v'])]
+
+async def soak(server: Server, video: Clip, audio: Clip | None, args: argparse.Namespace) -> None:
+    """The fan-out load for ``--soak`` seconds on one path, RSS and CPU every ``--sample-every``, a burst each."""
+    client = server.client()
+    publishers = list(await asyncio.gather(*(publish(client, video, audio) for _ in range(args.publishers))))
+    names = [(p.session_id, n) for p in publishers for n in (['a', 'v'] if audio else ['v'])]
+    subscribers: list[Subscriber] = []
+    try:
         for i in range(0, args.subscribers, 4):
             batch = min(4, args.subscribers - i)
             subscribers += await asyncio.gather(*(subscribe(client, names, decode=False) for _ in range(batch)))
-        await asyncio.gather(*(wait_connected(s.pc) for s in subscribers))
-        stats = await server.stats()
-        print(
-            f'{args.publishers} publishers x {args.subscribers} subscribers connected '
-            f'({stats["subscriptions"] if "subscriptions" in stats else "?"} subscriptions); '
-            f'warming up {args.warmup:.0f} s'
-        )
-        await asyncio.sleep(args.warmup)
-        rss_loaded = rss_mb(server.pid)
-        window = await measure(server, subscribers, args.seconds)
-        print(f'window {window.seconds:.1f} s: {window.line()}')
-        print(f'RSS: {rss_start:.0f} MB idle -> {rss_loaded:.0f} MB loaded -> {rss_mb(server.pid):.0f} MB after window')
-
-        joins: list[Join] = []
-        for b in range(args.bursts):
-            joins += await burst(client, publishers, args.burst)
-            stages = '  '.join(f'{j.answered:.0f}/{j.connected:.0f}/{j.first_frame:.0f}' for j in joins[-args.burst :])
-            print(
-                f'burst {b + 1}/{args.bursts}: {args.burst} at once, ms pull -> answered/connected/1st frame: {stages}'
-            )
-            await asyncio.sleep(1)
-
-        soak: list[tuple[float, float, Window]] = []
-        if args.soak > 0:
-            print(f'soak: {args.soak:.0f} s, sample every {args.sample_every:.0f} s (with one burst of joiners each)')
-            started = time.monotonic()
-            while time.monotonic() - started < args.soak:
-                w = await measure(server, subscribers, min(args.sample_every, args.soak - (time.monotonic() - started)))
-                joins += await burst(client, publishers, args.burst)
-                soak.append((time.monotonic() - started, rss_mb(server.pid), w))
-                print(f'  t={soak[-1][0]:5.0f} s RSS {soak[-1][1]:6.1f} MB  {w.line()}')
-
-        print()
-        print('RESULTS')
-        print(
-            f'  load: {args.publishers} publishers (VP8 {video.bitrate_kbps:.0f} kbit/s 30 fps'
-            f'{" + Opus" if audio else ""}) -> {args.subscribers} subscribers each pulling all of them'
-        )
-        print(f'  forwarded packets/s            {window.fwd_per_s:.0f}  (target >= 5000)')
-        print(f'  server CPU per forwarded packet {window.us_per_packet:.1f} µs  (target <= 15)')
-        print(f'  server CPU                     {window.server_cpu_s / window.seconds * 100:.1f} % of one core')
-        print(f'  server RSS                     {rss_start:.0f} MB idle, {rss_mb(server.pid):.0f} MB loaded')
-        print(
-            f'  pull -> first decoded frame    {summary([j.first_frame for j in joins])} ms '
-            f'({args.burst} joining at once, aiortc decoder; {failures[0]} joiners failed)'
-        )
-        print(f'    of which pull -> connected   {summary([j.connected for j in joins])} ms')
-        print(f'    connected -> first frame     {summary([j.first_frame - j.connected for j in joins])} ms')
-        if soak:
-            rss = [r for _, r, _ in soak]
-            us = [w.us_per_packet for _, _, w in soak]
-            print(
-                f'  soak RSS samples (MB)          {" ".join(f"{r:.0f}" for r in rss)}  '
-                f'(first {rss[0]:.1f}, last {rss[-1]:.1f}, max {max(rss):.1f})'
-            )
-            print(f'  soak µs/fwd pkt                p50 {percentile(us, 50):.1f}, max {max(us):.1f}')
-        print(
-            f'  loadavg after                  {loadavg()}; machine busy during window '
-            f'{window.machine_busy * 100:.0f} % of 2 cores; generator CPU '
-            f'{window.generator_cpu_s / window.seconds * 100:.0f} %'
-        )
+        print(f'soak ({server.path}): {args.soak:.0f} s, sample every {args.sample_every:.0f} s, one burst each')
+        started = time.monotonic()
+        rss: list[float] = []
+        while time.monotonic() - started < args.soak:
+            w = await measure(server, subscribers, min(args.sample_every, args.soak - (time.monotonic() - started)))
+            await burst(client, publishers, args.burst)
+            rss.append(rss_mb(server.pid))
+            print(f'  t={time.monotonic() - started:5.0f} s RSS {rss[-1]:6.1f} MB  {w.line()}', flush=True)
+        print(f'  soak RSS first {rss[0]:.1f}, last {rss[-1]:.1f}, max {max(rss):.1f} MB; {failures[0]} joiners failed')
     finally:
         await close_all([*subscribers, *publishers])
-        await server.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--publishers', type=int, default=2)
-    parser.add_argument('--subscribers', type=int, default=18, help='each pulls every publisher')
-    parser.add_argument('--seconds', type=float, default=20, help='CPU measurement window')
-    parser.add_argument('--warmup', type=float, default=5)
+    parser.add_argument('--levels', default=','.join(LEVELS), help=f'comma separated, of: {", ".join(LEVELS)}')
+    parser.add_argument('--paths', default='fast,legacy', help='forwarding paths (SFU_FORWARD_PATH), one server each')
+    parser.add_argument('--rounds', type=int, default=3, help='windows per level and path, interleaved')
+    parser.add_argument('--publishers', type=int, default=2, help='fanout level')
+    parser.add_argument('--subscribers', type=int, default=18, help='fanout level: each pulls every publisher')
+    parser.add_argument('--seconds', type=float, default=15, help='CPU measurement window')
+    parser.add_argument('--warmup', type=float, default=4)
     parser.add_argument('--video-kbps', type=int, default=1000)
     parser.add_argument('--no-audio', action='store_true')
-    parser.add_argument('--burst', type=int, default=4, help='subscribers joining at once')
-    parser.add_argument('--bursts', type=int, default=5)
-    parser.add_argument('--soak', type=float, default=0, help='seconds of extra load sampling RSS (e.g. 600)')
+    parser.add_argument('--burst', type=int, default=4, help='subscribers joining at once (fanout level)')
+    parser.add_argument('--bursts', type=int, default=2, help='bursts per fanout window')
+    parser.add_argument('--soak', type=float, default=0, help='then seconds of fan-out load sampling RSS (e.g. 600)')
     parser.add_argument('--sample-every', type=float, default=30)
     parser.add_argument('--workdir', default='/tmp')
     args = parser.parse_args()
     reexec_in_loopback_netns('bench.sfu_load')
-    asyncio.run(asyncio.wait_for(run(args), timeout=args.soak + args.seconds + 300))
+    budget = args.rounds * len(args.paths.split(',')) * len(args.levels.split(',')) * (args.seconds + args.warmup + 60)
+    asyncio.run(asyncio.wait_for(run(args), timeout=args.soak + budget + 300))
 
 
 if __name__ == '__main__':

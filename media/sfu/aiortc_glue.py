@@ -42,23 +42,49 @@ Sender reuse (a closed subscription's m-line recycled for a new one: ``SenderHan
     loops' events, cleared so a later ``stop()`` waits for the new loops.
 22. ``RTCRtpSender._rtx_ssrc`` (with 9) — fresh SSRCs, so the subscriber sees a clean new stream; ``__lsr`` with 11/12
     reset.
+
+Forwarding at the limit (the fast path, ``SFU_FORWARD_PATH=fast``, the default; ``legacy`` uses 2-3 and 10 instead)
+30. ``aioice.ice.Connection.data_received`` — replaced per connection (``_install_sync_receive``): SRTP datagrams are
+    unprotected, parsed and handed to the receiver synchronously where they arrive (no queue, no receive task);
+    everything else goes to the original. ``RTCIceTransport._connection`` reaches the connection.
+31. ``RTCDtlsTransport._rx_srtp`` / ``_tx_srtp`` (pylibsrtp sessions), ``_state`` (``State.CONNECTED``),
+    ``_rtp_header_extensions_map`` and ``_rtp_router.route_rtp`` — what aiortc's own receive and send use.
+32. ``RTCRtpReceiver._enabled``, ``__codecs``, ``__remote_streams`` (``StreamStatistics``), ``__rtx_ssrc``,
+    ``__nack_generator`` (``NackGenerator.max_seq``/``missing``/``add``), ``__rtcp_ssrc``, ``_send_rtcp``,
+    ``_send_rtcp_nack`` — the lean receiver (``lean_tap``): statistics, RTX unwrapping, NACKs and a periodic REMB;
+    no depayloading, jitter buffer, decoder or per-packet bitrate estimator.
+33. ``aioice.ice.Connection._nominated`` (component 1), ``CandidatePair.protocol``/``remote_addr`` and
+    ``StunProtocol.transport`` — ``SenderPort.write`` sends with ``transport.sendto`` on the nominated pair when it
+    is a plain UDP socket; no pair, or a relayed one (TURN), goes through 13.
+34. ``RTCRtpSender._retransmit`` — wrapped per instance: a NACKed packet is rebuilt from its source packet into 10,
+    then aiortc's own retransmission (RTX when negotiated) sends it.
+35. ``RTCRtpSender`` 11 and 12 are written by ``SenderPort.write`` too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import os
+import struct
+import time
 import types
 import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aioice.ice
+import pylibsrtp
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, clock
 from aiortc import rtp as _rtp
+from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
+from aiortc.rtcdtlstransport import State as _DtlsState
+from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
 from aiortc.utils import random32
 
 PacketHandler = Callable[[RtpPacket], Awaitable[None]]
@@ -121,6 +147,7 @@ def assert_compatible() -> None:
     missing += [f'RTCRtpReceiver.{a}' for a in receiver_attrs if not hasattr(receiver, a)]
     missing += [f'RTCRtpSender.{a}' for a in sender_attrs if not hasattr(sender, a)]
     missing += [f'RTCPeerConnection.{a}' for a in _PC_STATE if a not in _pc_attributes()]
+    missing += _fast_path_missing(receiver)
     if missing:
         raise GlueIncompatibleError('aiortc/aioice internals missing for the embedded SFU: ' + ', '.join(missing))
 
@@ -164,8 +191,15 @@ class _Tap:
         return False, None
 
 
-def tap_receiver(receiver: RTCRtpReceiver, on_packet: PacketHandler) -> None:
-    """Route the receiver's RTP packets to ``on_packet`` and make sure it never decodes."""
+def tap_receiver(receiver: RTCRtpReceiver, on_packet: PacketHandler, feed: SyncHandler | None = None) -> None:
+    """Route the receiver's RTP packets to ``on_packet`` and make sure it never decodes.
+
+    With ``feed`` (a synchronous ``feed(packet, now)``) and the fast forward path, the lean receiver is used instead
+    (``lean_tap``); ``on_packet`` is then never called.
+    """
+    if feed is not None and _forward_path == 'fast':
+        lean_tap(receiver, feed)
+        return
     tap = _Tap()
     r: Any = receiver
     r._RTCRtpReceiver__jitter_buffer = tap
@@ -212,7 +246,19 @@ class _IdleTrack(MediaStreamTrack):
 
 
 class SenderPort:
-    """Writes forwarded RTP packets straight onto an aiortc sender's transport (until ``close()``)."""
+    """Writes forwarded RTP packets straight onto an aiortc sender's transport (until ``close()``).
+
+    ``send(packet)`` is the legacy path (a rewritten ``RtpPacket``, aiortc's serialiser, a coroutine); ``write(...)``
+    the fast one (``fast`` is True): header bytes patched, SRTP and ``sendto`` synchronous.
+    """
+
+    write: Callable[[RtpPacket, int, int, bytes, int], int]
+    _wire: _Wire
+    _ring_seq: list[int]
+    _ring_src: list[RtpPacket | None]
+    _ring_ts: list[int]
+    _dtls: Any
+    _ice: Any
 
     def __init__(self, sender: RTCRtpSender, parameters: RTCRtpSendParameters) -> None:
         s: Any = sender
@@ -226,6 +272,15 @@ class SenderPort:
         self._extensions.configure(parameters)
         self._history: dict[int, RtpPacket] = s._RTCRtpSender__rtp_history
         self.closed = False
+        # fast path (``write``): set up by _fast_port when SFU_FORWARD_PATH is fast and the header layout allows
+        self.fast = False
+        self.fallbacks = 0  # packets sent through aiortc's path (no pair yet, relayed pair)
+        self._pair: Any = None
+        self._pair_addr: Any = None
+        self._sendto: Callable[[bytes, Any], None] | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
+        if _forward_path == 'fast':
+            _fast_port(self, s)
 
     def close(self) -> None:
         """Send nothing more (a replay still running for a removed downstream stops here)."""
@@ -337,3 +392,382 @@ def rollback_local_offer(pc: RTCPeerConnection) -> list[RTCRtpTransceiver]:
     p._RTCPeerConnection__pendingLocalDescription = None
     p._RTCPeerConnection__setSignalingState('stable')
     return detached
+
+
+# --- Forwarding at the limit: synchronous receive, byte-patched send (touch points 30-37) -----------------------------
+#
+# ``SFU_FORWARD_PATH=legacy`` keeps the old path (aiortc's whole receiver per packet, one RtpPacket and one coroutine
+# per subscriber and packet), so a benchmark can compare both in one run.
+
+FORWARD_PATHS = ('fast', 'legacy')
+_forward_path = os.environ.get('SFU_FORWARD_PATH', 'fast').strip().lower() or 'fast'
+if _forward_path not in FORWARD_PATHS:
+    raise ValueError(f'SFU_FORWARD_PATH must be one of {FORWARD_PATHS}, got {_forward_path!r}')
+
+# A receiver estimate sent to each publisher once per REMB_INTERVAL_S (from the packet path: no timer), instead of
+# aiortc's per-packet delay-based estimator. Like Janus, the SFU states a ceiling; the publisher's own loss-based
+# control (fed by our receiver reports) does the rest.
+REMB_BITRATE_BPS = 3_000_000
+REMB_INTERVAL_S = 1.0
+_REMB_CHECK_EVERY = 16  # packets between two looks at the clock for REMB (one clock read per packet otherwise)
+_NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900 to 1970
+_HISTORY = _rtp.RTP_HISTORY_SIZE
+_HEADER = struct.Struct('!BBHII')
+_STATE_CONNECTED = _DtlsState.CONNECTED
+
+
+def forward_path() -> str:
+    """``fast`` (default) or ``legacy``: which receive/send path new publications and subscriptions get."""
+    return _forward_path
+
+
+def set_forward_path(path: str) -> None:
+    """Choose the path for publications and subscriptions created from now on (tests, benchmarks)."""
+    global _forward_path
+    if path not in FORWARD_PATHS:
+        raise ValueError(f'forward path must be one of {FORWARD_PATHS}, got {path!r}')
+    _forward_path = path
+
+
+class NtpClock:
+    """NTP time from the monotonic clock the packet path already read: one clock read per packet.
+
+    The wall-clock offset is taken again every ``resync_s`` (monotonic and wall clocks drift apart slowly).
+    """
+
+    __slots__ = ('_next', '_offset')
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._next = -math.inf
+
+    def ntp(self, now: float, resync_s: float = 10.0) -> int:
+        if now >= self._next:
+            self._offset = time.time() + _NTP_EPOCH_OFFSET - time.monotonic()
+            self._next = now + resync_s
+        return int((now + self._offset) * 4294967296.0)
+
+
+NTP = NtpClock()
+
+
+def abs_send_time_bytes(ntp: int) -> bytes:
+    """The 3-byte abs-send-time value (6.18 fixed-point seconds) for an NTP timestamp, as aiortc writes it."""
+    return ((ntp >> 14) & 0x00FFFFFF).to_bytes(3, 'big')
+
+
+SyncHandler = Callable[[RtpPacket, float], object]
+
+
+def lean_tap(receiver: RTCRtpReceiver, feed: SyncHandler) -> None:
+    """The fast receive path: ``feed(packet, now)`` is called synchronously for each RTP packet (RTX unwrapped).
+
+    The receiver keeps what an SFU needs — RTCP receiver statistics, NACKs to the publisher, RTX unwrapping — and
+    drops what only a decoder needs (depayloading, the jitter buffer, the decoder thread) and aiortc's per-packet
+    bitrate estimator (replaced by a periodic REMB). SRTP datagrams are unprotected and dispatched right where the
+    ICE connection receives them (``_install_sync_receive``), without aiortc's queue and receive task.
+    """
+    r: Any = receiver
+    codecs: dict[int, Any] = r._RTCRtpReceiver__codecs
+    streams: dict[int, StreamStatistics] = r._RTCRtpReceiver__remote_streams
+    rtx_ssrc: dict[int, int] = r._RTCRtpReceiver__rtx_ssrc
+    nack = r._RTCRtpReceiver__nack_generator
+    video = nack is not None  # aiortc keeps a NACK generator (and a bitrate estimator) for video only
+    tasks: set[asyncio.Future[None]] = set()
+    remb = {'count': _REMB_CHECK_EVERY - 1, 'due': -math.inf}  # the ceiling is stated on the first packet
+    original_receive = receiver.receive
+
+    def spawn(coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def handle(packet: RtpPacket, now: float) -> None:
+        if not r._enabled:
+            return
+        codec = codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        stream = streams.get(packet.ssrc)
+        if stream is None:
+            stream = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stream.add(packet)
+        if is_rtx(codec):
+            original = rtx_ssrc.get(packet.ssrc)
+            apt = codec.parameters.get('apt')
+            if original is None or len(packet.payload) < 2 or not isinstance(apt, int) or apt not in codecs:
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
+        if nack is not None:
+            seq = packet.sequence_number
+            if nack.max_seq is not None and seq == (nack.max_seq + 1) & 0xFFFF and not nack.missing:
+                nack.max_seq = seq  # in order, nothing missing: what NackGenerator.add would do, without the work
+            elif nack.add(packet):
+                spawn(r._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
+        if video:
+            remb['count'] += 1
+            if remb['count'] >= _REMB_CHECK_EVERY:
+                remb['count'] = 0
+                if now >= remb['due']:
+                    remb['due'] = now + REMB_INTERVAL_S
+                    send_remb(packet.ssrc)
+        feed(packet, now)
+
+    def send_remb(media_ssrc: int) -> None:
+        rtcp_ssrc = r._RTCRtpReceiver__rtcp_ssrc
+        if rtcp_ssrc is not None:
+            fci = pack_remb_fci(REMB_BITRATE_BPS, [media_ssrc])
+            spawn(r._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=fci)))
+
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        # packets that still come through aiortc's own receive task (before the sync path is installed)
+        handle(packet, time.monotonic())
+
+    async def receive(parameters: Any) -> None:
+        await original_receive(parameters)
+        r._RTCRtpReceiver__stop_decoder()
+        _install_sync_receive(receiver.transport)
+
+    r._handle_rtp_packet = handle_rtp_packet
+    r._sfu_handle = handle
+    r.receive = receive
+    if receiver.transport is not None:
+        _install_sync_receive(receiver.transport)
+
+
+def _install_sync_receive(dtls: RTCDtlsTransport) -> None:
+    """Handle SRTP (not SRTCP) datagrams synchronously where the ICE connection receives them (once per transport).
+
+    Everything else (STUN answered by aioice, DTLS, SRTCP) keeps going through aiortc's queue and receive task. A
+    packet for a receiver that is not tapped by ``lean_tap`` is handed to its aiortc handler in a task.
+    """
+    d: Any = dtls
+    connection: Any = getattr(getattr(dtls, 'transport', None), '_connection', None)
+    if connection is None or getattr(connection, '_sfu_sync', False):
+        return
+    original = connection.data_received
+    router = d._rtp_router
+    extensions = d._rtp_header_extensions_map
+    parse = RtpPacket.parse
+    monotonic = time.monotonic
+    tasks: set[asyncio.Future[None]] = set()
+
+    def data_received(data: bytes, component: int) -> None:
+        srtp = d._rx_srtp
+        if srtp is None or not 127 < data[0] < 192 or 191 < data[1] < 224:  # not SRTP, or SRTCP (RFC 5761)
+            original(data, component)
+            return
+        now = monotonic()
+        try:
+            packet = parse(srtp.unprotect(data), extensions)
+        except (pylibsrtp.Error, ValueError):
+            return
+        receiver = router.route_rtp(packet)
+        if receiver is None:
+            return
+        handle = getattr(receiver, '_sfu_handle', None)
+        if handle is not None:
+            handle(packet, now)
+        else:
+            task = asyncio.ensure_future(receiver._handle_rtp_packet(packet, arrival_time_ms=int(now * 1000)))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    connection.data_received = data_received
+    connection._sfu_sync = True
+
+
+class _Wire:
+    """One subscriber's header bytes, built with aiortc's own serialiser and patched per packet.
+
+    Each layout is ``(first byte, ext before abs-send-time, ext between abs-send-time and audio level, ext after,
+    with abs-send-time, with audio level)``. Offsets are found by serialising twice with different values, so the
+    bytes are exactly what ``RtpPacket.serialize`` writes for the same fields (``plain``: no audio level;
+    ``level``: with one, when the subscriber negotiated the extension).
+    """
+
+    __slots__ = ('level', 'plain')
+
+    def __init__(self, extensions: HeaderExtensionsMap, mid: str | None) -> None:
+        self.plain = self._split(extensions, mid, with_level=False)
+        self.level = self._split(extensions, mid, with_level=True)
+
+    @staticmethod
+    def _split(
+        extensions: HeaderExtensionsMap, mid: str | None, *, with_level: bool
+    ) -> tuple[int, bytes, bytes, bytes, bool, bool]:
+        def serialise(abs_send_time: int, level: tuple[bool, int] | None) -> bytes:
+            packet = RtpPacket(payload_type=0, sequence_number=0, timestamp=0, ssrc=0)
+            packet.extensions.mid = mid
+            packet.extensions.abs_send_time = abs_send_time
+            packet.extensions.audio_level = level
+            return packet.serialize(extensions)
+
+        low = (False, 0) if with_level else None
+        a, b = serialise(0, low), serialise(0xFFFFFF, low)
+        c = serialise(0, (True, 127)) if with_level else a
+        if not len(a) == len(b) == len(c):
+            raise _NoWire
+        abs_at = next((i for i in range(len(a)) if a[i] != b[i]), -1)
+        level_at = next((i for i in range(len(a)) if a[i] != c[i]), -1)
+        if abs_at >= 0 and level_at >= 0 and level_at < abs_at + 3:
+            raise _NoWire  # not aiortc's order: this patcher does not handle it, the port sends through aiortc
+        end = len(a)
+        h1 = a[12 : abs_at if abs_at >= 0 else (level_at if level_at >= 0 else end)]
+        h2 = a[abs_at + 3 : level_at if level_at >= 0 else end] if abs_at >= 0 else b''
+        h3 = a[level_at + 1 :] if level_at >= 0 else b''
+        return a[0], h1, h2, h3, abs_at >= 0, level_at >= 0
+
+
+class _NoWire(Exception):
+    pass
+
+
+def _fast_port(port: SenderPort, sender: Any) -> None:
+    """Make ``port.write`` usable (fast path): header template, history ring, NACKs rebuilt from the source."""
+    try:
+        port._wire = _Wire(port._extensions, port._mid)
+    except _NoWire:
+        return
+    port._ring_seq = [-1] * _HISTORY
+    port._ring_src = [None] * _HISTORY
+    port._ring_ts = [0] * _HISTORY
+    port._dtls = port._transport
+    port._ice = port._transport.transport._connection
+    original_retransmit = sender._retransmit
+
+    async def retransmit(sequence_number: int) -> None:
+        # rebuild the packet as it was sent from its source, then let aiortc send it (with RTX when negotiated)
+        i = sequence_number % _HISTORY
+        source = port._ring_src[i]
+        if port._ring_seq[i] == sequence_number and source is not None:
+            packet = RtpPacket(
+                payload_type=port.payload_type,
+                marker=source.marker,
+                sequence_number=sequence_number,
+                timestamp=port._ring_ts[i],
+                ssrc=port.ssrc,
+                payload=source.payload,
+            )
+            packet.extensions.mid = port._mid
+            packet.extensions.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
+            packet.extensions.audio_level = source.extensions.audio_level
+            sender._RTCRtpSender__rtp_history[i] = packet
+        await original_retransmit(sequence_number)
+
+    sender._retransmit = retransmit
+    port.fast = True
+
+
+def serialise(wire: _Wire, payload_type: int, ssrc: int, source: RtpPacket, seq: int, ts: int, abs3: bytes) -> bytes:
+    """``source`` as one subscriber's packet: the same bytes as aiortc's ``RtpPacket.serialize`` for these fields
+    (mid, abs-send-time ``abs3``, the source's audio level), written by patching the subscriber's header template."""
+    level = source.extensions.audio_level
+    b0, h1, h2, h3, with_abs, with_level = wire.plain if level is None else wire.level
+    header = _HEADER.pack(b0, source.marker << 7 | payload_type, seq, ts, ssrc)
+    if with_level:
+        lb = _BYTES[(0x80 if level[0] else 0) | (level[1] & 0x7F)]
+        return b''.join((header, h1, abs3 if with_abs else b'', h2, lb, h3, source.payload))
+    return b''.join((header, h1, abs3 if with_abs else b'', h2, source.payload))
+
+
+def _write(port: SenderPort, source: RtpPacket, seq: int, ts: int, abs3: bytes, ntp: int) -> int:
+    """Send ``source`` to this subscriber: patched header, SRTP, ``sendto`` on the nominated pair (else aiortc)."""
+    if port.closed:
+        return 0
+    data = serialise(port._wire, port.payload_type, port.ssrc, source, seq, ts, abs3)
+    dtls = port._dtls
+    if dtls._state is not _STATE_CONNECTED:
+        return 0
+    pair = port._ice._nominated.get(1)
+    if pair is not port._pair:
+        port._pair = pair
+        port._sendto = _direct_sendto(pair)
+        port._pair_addr = None if pair is None else pair.remote_addr
+    i = seq % _HISTORY
+    port._ring_seq[i] = seq
+    port._ring_src[i] = source
+    port._ring_ts[i] = ts
+    sendto = port._sendto
+    if sendto is not None:
+        sendto(dtls._tx_srtp.protect(data), port._pair_addr)
+    else:
+        port.fallbacks += 1
+        task = asyncio.ensure_future(_send_via_aiortc(dtls, data))
+        port._tasks.add(task)
+        task.add_done_callback(port._tasks.discard)
+    s = port._sender
+    s._RTCRtpSender__ntp_timestamp = ntp
+    s._RTCRtpSender__rtp_timestamp = ts
+    s._RTCRtpSender__octet_count += len(source.payload)
+    s._RTCRtpSender__packet_count += 1
+    return len(data)
+
+
+_BYTES = [bytes((i,)) for i in range(256)]
+
+
+def _direct_sendto(pair: Any) -> Callable[[bytes, Any], None] | None:
+    """``transport.sendto`` of a nominated pair on a plain UDP socket (host or server-reflexive); None otherwise
+    (no pair, or a relayed one through TURN): such packets go through aiortc's ``_send_rtp``."""
+    if pair is None or type(pair.protocol) is not aioice.ice.StunProtocol:
+        return None
+    transport = getattr(pair.protocol, 'transport', None)
+    if transport is None or transport.is_closing():
+        return None
+    return transport.sendto  # type: ignore[no-any-return]
+
+
+async def _send_via_aiortc(dtls: RTCDtlsTransport, data: bytes) -> None:
+    try:
+        await dtls._send_rtp(data)
+    except ConnectionError:
+        pass
+
+
+SenderPort.write = _write  # type: ignore[assignment]
+
+
+def _fast_path_missing(receiver: Any) -> list[str]:
+    """Touch points 30-35 that the installed aiortc/aioice lack (see the module docstring)."""
+    missing: list[str] = []
+    init_names = {
+        'aioice.ice.Connection': (aioice.ice.Connection, ('_nominated',)),
+        'RTCDtlsTransport': (
+            RTCDtlsTransport,
+            ('_rx_srtp', '_tx_srtp', '_state', '_rtp_router', '_rtp_header_extensions_map'),
+        ),
+        'RTCIceGatherer': (RTCIceGatherer, ('_connection',)),
+        'RTCIceTransport': (RTCIceTransport, ('_connection',)),
+    }
+    for label, (cls, names) in init_names.items():
+        assigned = set(cls.__init__.__code__.co_names)  # type: ignore[misc]
+        missing += [f'{label}.{n}' for n in names if n not in assigned]
+    for label, obj, names in (
+        ('aioice.ice.Connection', aioice.ice.Connection, ('data_received',)),
+        ('aioice.ice.StunProtocol', aioice.ice.StunProtocol, ('connection_made', 'send_data')),
+        ('aioice.ice.CandidatePair', aioice.ice.CandidatePair, ('remote_addr',)),
+        ('RtpRouter', RtpRouter, ('route_rtp',)),
+        ('RTCRtpReceiver', RTCRtpReceiver, ('_send_rtcp', '_send_rtcp_nack')),
+        ('RTCRtpSender', RTCRtpSender, ('_retransmit',)),
+        ('NackGenerator', NackGenerator, ('add',)),
+        ('StreamStatistics', StreamStatistics, ('add',)),
+        ('pylibsrtp.Session', pylibsrtp.Session, ('protect', 'unprotect')),
+    ):
+        missing += [f'{label}.{n}' for n in names if not hasattr(obj, n)]
+    if not hasattr(_DtlsState, 'CONNECTED'):
+        missing.append('aiortc.rtcdtlstransport.State.CONNECTED')
+    for name in (
+        '_enabled',
+        '_RTCRtpReceiver__codecs',
+        '_RTCRtpReceiver__remote_streams',
+        '_RTCRtpReceiver__rtx_ssrc',
+        '_RTCRtpReceiver__nack_generator',
+        '_RTCRtpReceiver__rtcp_ssrc',
+    ):
+        if not hasattr(receiver, name):
+            missing.append(f'RTCRtpReceiver.{name}')
+    nack = getattr(receiver, '_RTCRtpReceiver__nack_generator', None)
+    if nack is not None and not (hasattr(nack, 'max_seq') and hasattr(nack, 'missing')):
+        missing.append('NackGenerator.max_seq/missing')
+    return missing

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from aiortc.rtp import RtpPacket
 
-from .aiortc_glue import SenderPort
+from .aiortc_glue import NTP, SenderPort, abs_send_time_bytes
 from .codecs import is_keyframe_start
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ _SEQ_HALF = 0x8000
 _TS_MASK = 0xFFFFFFFF
 _TS_HALF = 0x80000000
 _KEYFRAME_RETRANSMIT_TICKS = 5 * VIDEO_CLOCK_RATE  # an older keyframe start within this is a retransmission
+_NONE: list[Downstream] = []  # feed()'s "no legacy subscriber" answer, never mutated
 
 
 @dataclass(kw_only=True, slots=True)
@@ -98,6 +99,8 @@ class Downstream:
     """One subscriber's view of a publication."""
 
     port: SenderPort
+    # the port's synchronous ``write`` (fast path: header bytes patched, no RtpPacket, no coroutine per packet)
+    fast: bool = False
     seq_offset: int | None = None
     ts_offset: int = field(default_factory=lambda: random.getrandbits(32))
     first_seq: int = 0
@@ -113,7 +116,22 @@ class Downstream:
 
     def rewrite(self, packet: RtpPacket) -> RtpPacket | None:
         """Return the packet as this subscriber sees it, or None if it precedes the subscriber's start."""
-        seq = packet.sequence_number
+        seq = self.map_seq(packet.sequence_number)
+        if seq is None:
+            return None
+        out = RtpPacket(
+            payload_type=self.port.payload_type,
+            marker=packet.marker,
+            sequence_number=seq,
+            timestamp=(packet.timestamp + self.ts_offset) & _TS_MASK,
+            ssrc=self.port.ssrc,
+            payload=packet.payload,
+        )
+        out.extensions.audio_level = packet.extensions.audio_level
+        return out
+
+    def map_seq(self, seq: int) -> int | None:
+        """This subscriber's sequence number for the publisher's ``seq``, or None if it precedes its start."""
         if self.seq_offset is None:
             self.first_seq = seq
             self.first_ext = self.highest_ext = seq
@@ -130,16 +148,7 @@ class Downstream:
             else:
                 self._jump_seq = (seq + 1) & 0xFFFF
                 return None
-        out = RtpPacket(
-            payload_type=self.port.payload_type,
-            marker=packet.marker,
-            sequence_number=(seq + self.seq_offset) & 0xFFFF,
-            timestamp=(packet.timestamp + self.ts_offset) & _TS_MASK,
-            ssrc=self.port.ssrc,
-            payload=packet.payload,
-        )
-        out.extensions.audio_level = packet.extensions.audio_level
-        return out
+        return (seq + self.seq_offset) & 0xFFFF
 
 
 class Forwarder:
@@ -189,11 +198,18 @@ class Forwarder:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def on_packet(self, packet: RtpPacket) -> None:
-        """Called for every RTP packet the publisher's receiver gets (RTX already unwrapped)."""
+        """Called for every RTP packet the publisher's receiver gets (RTX already unwrapped): the legacy tap."""
+        for down in self.feed(packet):
+            await self._send(down, packet)
+
+    def feed(self, packet: RtpPacket, now: float | None = None) -> list[Downstream]:
+        """Forward one packet: synchronously to every fast subscriber; return the others (legacy ports), which the
+        caller sends to with ``_send`` (``on_packet`` does). ``now``: the monotonic time the caller already read."""
         if self.closed:
-            return
+            return _NONE
         self._counters.packets_in += 1
-        now = self._now()
+        if now is None:
+            now = self._now()
         self.last_packet_at = now
         self.media_ssrc = packet.ssrc
         self.first_packet.set()
@@ -204,7 +220,14 @@ class Forwarder:
                 self._request_due = None  # whoever asked gets this keyframe
             elif self._request_due is not None and now >= self._request_due:
                 self._send_request(now)
-        for down in self._fanout:
+        fanout = self._fanout
+        if not fanout:
+            return _NONE
+        slow = _NONE
+        abs3 = b''
+        ntp = 0
+        counters = self._counters
+        for down in fanout:
             backlog = down.backlog
             if backlog is not None:
                 if len(backlog) < REPLAY_BACKLOG_PACKETS + self._cache_limit:
@@ -215,11 +238,41 @@ class Forwarder:
                 if not keyframe:
                     continue
                 down.waiting_keyframe = False
-            await self._send(down, packet)
+            if not down.fast:
+                if slow is _NONE:
+                    slow = []
+                slow.append(down)
+                continue
+            # the fast path, inlined: the in-order case of Downstream.map_seq, then the port's write
+            seq = packet.sequence_number
+            ahead = (seq - down.highest_ext) & 0xFFFF
+            if 0 < ahead < _SEQ_HALF and down.seq_offset is not None:
+                down.highest_ext += ahead
+                out_seq = (seq + down.seq_offset) & 0xFFFF
+            else:
+                mapped = down.map_seq(seq)
+                if mapped is None:
+                    continue
+                out_seq = mapped
+            if self._loss is not None and self._loss.drop():
+                counters.simulated_drops += 1
+                continue
+            if not abs3:
+                ntp = NTP.ntp(now)
+                abs3 = abs_send_time_bytes(ntp)
+            try:
+                sent = down.port.write(packet, out_seq, (packet.timestamp + down.ts_offset) & _TS_MASK, abs3, ntp)
+            except Exception as error:
+                self._send_failed(down, error)
+                continue
+            if sent:
+                counters.packets_out += 1
+                counters.bytes_out += sent
+        return slow
 
     def add_subscriber(self, port: SenderPort) -> Downstream:
         """Start forwarding to a subscriber; video starts from the cached keyframe if there is one."""
-        down = Downstream(port=port)
+        down = Downstream(port=port, fast=getattr(port, 'fast', False) is True)
         self.downstreams.append(down)
         self._fanout = tuple(self.downstreams)
         if self._video:
@@ -325,22 +378,40 @@ class Forwarder:
         self.request_keyframe()
 
     async def _send(self, down: Downstream, packet: RtpPacket) -> None:
-        out = down.rewrite(packet)
-        if out is None:
-            return
-        if self._loss is not None and self._loss.drop():
-            self._counters.simulated_drops += 1
-            return
-        try:
-            sent = await down.port.send(out)
-        except Exception as error:
-            if not down.send_failed:  # once per subscriber: a dying transport fails every packet
-                down.send_failed = True
-                logger.warning('forwarding to ssrc %s failed: %s: %s', down.port.ssrc, type(error).__name__, error)
-            return
+        if down.fast:  # a replayed packet on the fast path
+            seq = down.map_seq(packet.sequence_number)
+            if seq is None:
+                return
+            if self._loss is not None and self._loss.drop():
+                self._counters.simulated_drops += 1
+                return
+            ntp = NTP.ntp(self._now())
+            ts = (packet.timestamp + down.ts_offset) & _TS_MASK
+            try:
+                sent = down.port.write(packet, seq, ts, abs_send_time_bytes(ntp), ntp)
+            except Exception as error:
+                self._send_failed(down, error)
+                return
+        else:
+            out = down.rewrite(packet)
+            if out is None:
+                return
+            if self._loss is not None and self._loss.drop():
+                self._counters.simulated_drops += 1
+                return
+            try:
+                sent = await down.port.send(out)
+            except Exception as error:
+                self._send_failed(down, error)
+                return
         if sent:
             self._counters.packets_out += 1
             self._counters.bytes_out += sent
+
+    def _send_failed(self, down: Downstream, error: Exception) -> None:
+        if not down.send_failed:  # once per subscriber: a dying transport fails every packet
+            down.send_failed = True
+            logger.warning('forwarding to ssrc %s failed: %s: %s', down.port.ssrc, type(error).__name__, error)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)

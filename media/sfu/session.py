@@ -160,7 +160,7 @@ class PeerSession:
             loss=self._loss,
         )
         self.publications[mid] = forwarder
-        aiortc_glue.tap_receiver(receiver, forwarder.on_packet)
+        aiortc_glue.tap_receiver(receiver, forwarder.on_packet, feed=forwarder.feed)
         return forwarder
 
     async def subscribe(self, forwarder: Forwarder) -> RTCRtpTransceiver:
