@@ -116,7 +116,7 @@ class RoomAccess:
         """Decide at the door. `present` lists the browsers of the participants in the room now (a reload of a page
         that is still in the room does not count twice against the cap)."""
         browsers = list(present)
-        if pass_.admin:
+        if pass_.admin and not self.is_banned(pass_):
             return Entry.ENTER  # the host always gets in: to their own room, locked or full
         if self.capacity is not None and sum(1 for b in browsers if b != pass_.browser) >= self.capacity:
             return Entry.FULL

@@ -332,6 +332,9 @@ class Room:
         if by == target:
             raise NotAllowedError('leave with your own Leave button')
         participant = self.get(target)
+        member = self.access.members.get(target)
+        if member is not None and member.grant and member.grant == self.access.owner:
+            raise NotAllowedError("the room's owner cannot be removed")
         del self.participants[target]
         self.access.remove(target)
         self._emit(ChangeKind.LEFT, target, tuple(participant.locators()), by=by)

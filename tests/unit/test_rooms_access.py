@@ -199,3 +199,13 @@ def test_observers_hear_every_room() -> None:
     registry.get_or_create('a').join('p1', 'Ada', Role.REGULAR, NOW)
     registry.get_or_create('b').join('p2', 'Bob', Role.REGULAR, NOW)
     assert heard == [('a', ChangeKind.JOINED), ('b', ChangeKind.JOINED)]
+
+
+def test_a_removed_moderator_waits_too_and_the_owner_cannot_be_removed() -> None:
+    room, _ = host_room()
+    room.join('mod', 'Dr Bo', Role.REGULAR, NOW)
+    room.entered('mod', Member(browser='b-mod', grant='g-mod', admin=True))
+    with pytest.raises(NotAllowedError):
+        room.remove('mod', 'host')  # the room's creator stays
+    room.remove('host', 'mod')
+    assert room.access.entry(Pass(browser='b-mod', role=Role.REGULAR, grant='g-mod', admin=True)) is Entry.WAIT
