@@ -93,6 +93,7 @@ class Call:
     _failed_roles: set[str] = field(default_factory=set)  # peer connections ('push', 'pull') to rebuild
     _recoveries: TokenBucket = field(default_factory=lambda: TokenBucket(rate=RECOVERY_RATE, burst=RECOVERY_BURST))
     _recovery_timer: asyncio.TimerHandle | None = None  # one deferred recovery while the budget is spent
+    _publishing: dict[str, LocalTrack] = field(default_factory=dict)  # admitted, being captured and pushed
 
     @classmethod
     def create(
@@ -146,6 +147,16 @@ class Call:
         Returns the messages for the user of whatever could not be captured or published.
         """
         admitted, problems = self._admissible(tracks)
+        for track in admitted:  # reserved while being captured and pushed: concurrent publishes see them
+            self._publishing[track.key] = track
+        try:
+            return [*problems, *await self._publish_admitted(admitted)]
+        finally:
+            for track in admitted:
+                self._publishing.pop(track.key, None)
+
+    async def _publish_admitted(self, admitted: list[LocalTrack]) -> list[str]:
+        problems: list[str] = []
         opened: list[LocalTrack] = []
         for track in admitted:
             try:
@@ -192,8 +203,12 @@ class Call:
                 )
                 problems.append(str(error))
                 refused.append(track)
-        for track in refused:
-            await self.unpublish(track.key)
+        if refused:
+            keys = [track.key for track in refused]
+            await self._quietly(self.media.unpush(keys), 'forgetting a refused push')
+            for track in refused:
+                await self._quietly(self.session.close_local(track.key), 'releasing a refused capture')
+                self.local.pop(track.key, None)
         return problems
 
     def _admissible(self, tracks: list[LocalTrack]) -> tuple[list[LocalTrack], list[str]]:
@@ -202,11 +217,13 @@ class Call:
         admitted: list[LocalTrack] = []
         problems: list[str] = []
         for track in tracks:
-            taken = [t for t in [*self.local.values(), *admitted] if t.source == track.source]
+            taken = [
+                t for t in [*self.local.values(), *self._publishing.values(), *admitted] if t.source == track.source
+            ]
             problem = None
             if track.source not in SOURCES:
                 problem = 'Unknown kind of device.'
-            elif track.key in self.local or any(t.key == track.key for t in admitted):
+            elif track.key in self.local or track.key in self._publishing or any(t.key == track.key for t in admitted):
                 problem = 'Already published.'
             elif track.source == 'screen' and self.role == Role.TECHNICIAN:
                 problem = 'A technician station does not share its screen.'
@@ -230,7 +247,10 @@ class Call:
         track = self.local.pop(key, None)
         if track is None:
             return
-        self._announce(track, None, removed=True)
+        try:
+            self._announce(track, None, removed=True)
+        except RoomError as error:  # never announced (refused by the room): nothing to withdraw
+            log.info('room=%s participant=%s: withdrawing %s: %s', self.room.name, self.participant_id, key, error)
         await self._quietly(self.media.unpush([key]), f'unpublishing {key}')
         await self._quietly(self.session.close_local(key), f'releasing {key}')
         self._dirty.set()
@@ -442,10 +462,11 @@ class Call:
         args = event.args
         role = args.get('role') if isinstance(args, dict) else None
         state = args.get('state') if isinstance(args, dict) else None
+        if not isinstance(role, str) or not isinstance(state, str):
+            return
         if role not in CONNECTION_ROLES or state not in CONNECTION_STATES:
             log.debug('room=%s participant=%s: unknown connection event dropped', self.room.name, self.participant_id)
             return
-        assert isinstance(role, str) and isinstance(state, str)
         before = self.connection.get(role)
         self.connection[role] = state
         worst = (

@@ -31,6 +31,8 @@ from media.negotiation_sessions import (
     MAX_CLOSED_MLINES,
     REPUBLISH_AFTER,
     SENDING_TIMEOUT,
+    SESSION_BURST,
+    SESSION_RATE,
     KeyRecord,
     MediaDriver,
     NegotiationError,
@@ -39,6 +41,7 @@ from media.negotiation_sessions import (
     SessionSlot,
 )
 from media.negotiation_states import KeyEvent, KeyState, can
+from rooms.limits import TokenBucket
 
 __all__ = ['MediaDriver', 'NegotiationError', 'NotAuthorisedError', 'PageMedia', 'PushOffer']
 
@@ -66,6 +69,8 @@ class PageMedia(PushSide, PullSide):
     on_broken: Callable[[], object] = lambda: None
     """Told when an exchange failed and left a session broken: schedule `heal()` and a pull sync (with backoff)."""
     closed: bool = False
+    session_budget: TokenBucket = field(default_factory=lambda: TokenBucket(rate=SESSION_RATE, burst=SESSION_BURST))
+    """New SFU sessions this page may still open (see `SESSION_BURST`)."""
     _push: SessionSlot = field(default_factory=lambda: SessionSlot(role='push'))
     _pull: SessionSlot = field(default_factory=lambda: SessionSlot(role='pull'))
     _keys: dict[str, KeyRecord] = field(default_factory=dict)  # pushed key -> state

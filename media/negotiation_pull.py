@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from media.calls_api import GetSessionStateResponse, SessionDescription, TrackLocator, TracksRequest
-from media.negotiation_sessions import KeyRecord, NegotiationError, SessionBase, count_mlines
+from media.negotiation_sessions import ROTATING, KeyRecord, NegotiationError, SessionBase, count_mlines
 from media.negotiation_states import KeyEvent, KeyState
 
 log = logging.getLogger('media.negotiation')
@@ -98,5 +98,5 @@ class PullSide(SessionBase):
         session = self._pull
         live = sum(r.state is S.RECEIVING for r in self._tiles.values())
         if not session.broken and session.id is not None and session.mlines - live > self.max_closed_mlines:
-            session.broken = f'rotating: {session.mlines - live} closed m-lines'
+            session.broken = f'{ROTATING}: {session.mlines - live} closed m-lines'
         return await self._rebuild(session) if session.broken else {}

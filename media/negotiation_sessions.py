@@ -23,6 +23,7 @@ from media.calls_api import (
 )
 from media.calls_client import CallsClient
 from media.negotiation_states import KeyEvent, KeyState, can, transition
+from rooms.limits import TokenBucket
 
 log = logging.getLogger('media.negotiation')
 
@@ -38,6 +39,13 @@ idle timeout (tests, SFU_MEDIA_TIMEOUT) is handled too."""
 MAX_CLOSED_MLINES = 24
 """Closed m-lines the pull session may carry before it is rotated. The embedded SFU recycles inactive m-lines;
 Cloudflare may not, and every pull/unpull would otherwise grow the SDP (and the browser's work) for the whole call."""
+SESSION_BURST = 6.0
+SESSION_RATE = 1 / 5
+"""Sessions one page may rebuild after failures (not rotations, which the server decides): a burst of 6 and one per
+5 s on average. A page whose exchanges keep failing (a modified page answering junk, clicked again and again) gets a
+NegotiationError and keeps its broken session instead of one more SFU session each time; the sync loop's backoff
+tries again later."""
+ROTATING = 'rotating'
 
 S, E = KeyState, KeyEvent
 
@@ -117,6 +125,7 @@ class SessionBase:
     on_locator: Callable[[str, TrackLocator | None], object]
     on_broken: Callable[[], object]
     closed: bool
+    session_budget: TokenBucket
     _push: SessionSlot
     _pull: SessionSlot
     _keys: dict[str, KeyRecord]  # pushed key -> its negotiation
@@ -128,6 +137,9 @@ class SessionBase:
         pushed again, their locators withdrawn meanwhile); tiles are forgotten and returned, to be pulled again."""
         records = self._keys if session.role == 'push' else self._tiles
         old, reason = session.id, session.broken
+        rotating = (reason or '').startswith(ROTATING)
+        if old is not None and not rotating and not self.session_budget.take(self.clock()):
+            raise NegotiationError('Too many reconnections from this page; retrying shortly.')
         mids = sorted({r.mid for r in records.values() if r.mid} | session.leftovers)
         carried: dict[str, TrackLocator] = {}
         for key, record in list(records.items()):

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from nicegui import core
+from nicegui import background_tasks, core
 
 from components.call import Call
 from components.media_session import EVENT_LIMITS, gated
@@ -139,3 +139,19 @@ async def calls(client: CallsClient, errors: list[BaseException]) -> AsyncIterat
     for page in made:
         await page.call.leave()
         await page.session.close()
+    await end_background_tasks()
+
+
+async def end_background_tasks() -> None:
+    """Cancel what `Call`s left in NiceGUI's task set on this loop (sync loops, recoveries): a later app shutdown
+    in the same process cancels every task in that set, and must not meet tasks of a closed loop."""
+    loop = asyncio.get_running_loop()
+    mine = {
+        task
+        for task in background_tasks.running_tasks
+        if task.get_loop() is loop and task is not asyncio.current_task()
+    }
+    for task in mine:
+        task.cancel()
+    await asyncio.gather(*mine, return_exceptions=True)
+    background_tasks.running_tasks.difference_update(mine)

@@ -209,3 +209,24 @@ async def test_a_page_whose_capture_answers_nonsense_gets_a_message_not_an_excep
     )
     assert page.call.local == {} and errors == []
     assert isinstance(page.call, Call)
+
+
+async def test_a_page_answering_junk_offers_cannot_open_a_session_per_click(
+    calls: Callable[..., Page], sfu: EmbeddedSFU, errors: list[BaseException]
+) -> None:
+    from media.negotiation import PushOffer
+    from media.negotiation_sessions import SESSION_BURST
+
+    mallory = calls('alpha', 'Mallory')
+
+    async def junk(keys: list[str]) -> PushOffer:
+        return PushOffer(sdp='v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n', mids={key: '0' for key in keys})
+
+    mallory.session.create_push_offer = junk  # type: ignore[method-assign]
+    before, held = sessions_made(), sfu.stats()['sessions']
+    for i in range(30):  # the person (or a script) clicks "share" again and again
+        assert await mallory.call.publish(LocalTrack(key=f'screen-{i}', source='screen')) is not None
+        await mallory.call.unpublish(f'screen-{i}')
+    assert sessions_made() - before <= SESSION_BURST + 2  # the first push and pull sessions, then the rebuilds
+    assert sfu.stats()['sessions'] - held <= SESSION_BURST + 2
+    assert errors == []
