@@ -64,3 +64,11 @@ def test_event_gate_drops_unknown_names_without_growing() -> None:
     verdicts = [gate.admit(f'forged-{i}', float(i)) for i in range(1000)]
     assert verdicts[0] is Verdict.DROP_FIRST and set(verdicts[1:]) == {Verdict.DROP}
     assert gate.buckets == {} and gate.dropping == {''} and gate.dropped == 1000
+
+
+def test_bucket_map_available_takes_nothing() -> None:
+    buckets = BucketMap(rate=1.0, burst=1.0)
+    assert buckets.available('new', 0.0) is True  # never seen: full
+    assert buckets.take('a', 0.0) is True
+    assert buckets.available('a', 0.0) is False
+    assert buckets.available('a', 1.0) is True and buckets.take('a', 1.0) is True
