@@ -111,6 +111,7 @@ def backend_config(settings: Settings) -> MediaBackendConfig:
         sfu_ice_hosts=settings.sfu_ice_hosts,
         sfu_simulate_loss=settings.sfu_simulate_loss,
         sfu_media_timeout=settings.sfu_media_timeout,
+        sfu_process=settings.sfu_process,
         ice_servers=settings.ice_servers,
     )
 

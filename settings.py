@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     sfu_simulate_loss: float = 0.0
     # Seconds without media after which the embedded SFU drops a published track (Cloudflare's fixed value is 30).
     sfu_media_timeout: float = Field(default=30.0, gt=0, le=3600)
+    # Where the embedded SFU runs: `inline` (in the app's process and event loop) or `separate` (its own process on
+    # 127.0.0.1, reached with the same Calls client; the app's /sfu/v1 is then not served).
+    sfu_process: Literal['inline', 'separate'] = 'inline'
     # Who may call the embedded SFU's Calls API at /sfu/v1 (the app itself always reaches it in-process).
     sfu_api: Literal['off', 'loopback', 'public'] = 'loopback'
     # Who gets into a room: `invite` (signed role invites and a waiting room the host admits from) or `open` (the

@@ -13,6 +13,7 @@ from aiortc import RTCIceServer
 from media.calls_api import CallsError, IceServer, browser_ice_servers
 from media.calls_client import CallsClient, TurnClient
 from media.sfu import EmbeddedSFU, SfuConfig
+from media.sfu import process as sfu_process
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class MediaBackendConfig:
     sfu_ice_hosts: list[str] = field(default_factory=list)
     sfu_simulate_loss: float = 0.0
     sfu_media_timeout: float = 30.0  # seconds without media before the embedded SFU drops a published track
+    sfu_process: str = 'inline'  # 'separate': the embedded SFU runs in its own process, reached over loopback
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -44,6 +46,7 @@ class MediaBackend:
     client: CallsClient
     http: httpx.AsyncClient
     sfu: EmbeddedSFU | None = None
+    sfu_child: sfu_process.SfuProcess | None = None  # SFU_PROCESS=separate
     turn: TurnClient | None = None
     static_ice_servers: list[dict[str, Any]] = field(default_factory=list)
 
@@ -64,6 +67,8 @@ class MediaBackend:
         if self.sfu is not None:
             await self.sfu.close()
         await self.http.aclose()
+        if self.sfu_child is not None:
+            await self.sfu_child.close()
 
 
 def create_backend(config: MediaBackendConfig) -> MediaBackend:
@@ -77,6 +82,27 @@ def create_backend(config: MediaBackendConfig) -> MediaBackend:
         client = CallsClient(http, config.calls_app_id, config.calls_app_secret)
         return MediaBackend(
             kind='cloudflare', client=client, http=http, turn=turn, static_ice_servers=config.ice_servers
+        )
+    if config.sfu_process == 'separate':
+        child = sfu_process.start(
+            sfu_process.child_env(
+                app_id=config.sfu_app_id,
+                app_secret=config.sfu_app_secret,
+                ice_hosts=config.sfu_ice_hosts or machine_addresses(),
+                ice_servers=config.ice_servers,
+                media_timeout_s=config.sfu_media_timeout,
+                simulate_loss=config.sfu_simulate_loss,
+            )
+        )
+        client = CallsClient(child.http, config.sfu_app_id, config.sfu_app_secret)
+        log.info('Embedded SFU: its own process (pid %d), Calls API on 127.0.0.1:%d', child.pid, child.port)
+        return MediaBackend(
+            kind='embedded',
+            client=client,
+            http=child.http,
+            sfu_child=child,
+            turn=turn,
+            static_ice_servers=config.ice_servers,
         )
     sfu = EmbeddedSFU(
         SfuConfig(
