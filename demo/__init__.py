@@ -1,0 +1,1 @@
+"""The Playwright-driven demo: `scripts/demo` (see demo/run.py)."""
