@@ -67,7 +67,7 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
             for other in visible_participants(me, call.room):
                 video, audio = tracks.get(f'{other.id}:camera'), tracks.get(f'{other.id}:mic')
                 wanted[other.id] = TileView(
-                    label=other.name,
+                    label=f'{other.name} · technician',  # names are shown with the role
                     video_key=f'remote:{video.key}' if video and video.enabled else None,
                     audio_key=f'remote:{audio.key}' if audio else None,
                     muted=not (audio and audio.enabled),

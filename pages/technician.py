@@ -42,6 +42,7 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
                 ui.label(f'Technician station · {title}').classes('text-xl font-semibold')
                 ui.space()
                 stations = testid(ui.label().classes('text-sm text-gray-600'), 'stations')
+                station_role = ui.label('· hospital station').classes('text-sm text-gray-600')
                 verified = testid(ui.icon('verified', color='positive'), 'stations-verified')
                 verified.tooltip('Station name verified by its invite')
                 verified.set_visibility(False)
@@ -94,6 +95,7 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
                 return
             hospitals = call.room.stations()
             stations.text = ', '.join(h.name for h in hospitals) if hospitals else ''
+            station_role.set_visibility(bool(hospitals))
             members = call.room.access.members
             verified.set_visibility(
                 bool(hospitals) and all((m := members.get(h.id)) is not None and m.verified for h in hospitals)

@@ -55,11 +55,11 @@ def texts(user: User, marker: str) -> list[str]:
 
 
 async def see(user: User, target: str | None = None, *, marker: str | None = None) -> None:
-    """Like `should_see`, with time for a navigation (a page built in a background task) to land."""
+    """Like `should_see`, with time (bounded: 20 s) for a navigation (a page built in a background task) to land."""
     if target is None:
-        await user.should_see(marker=marker, retries=50)
+        await user.should_see(marker=marker, retries=200)
     else:
-        await user.should_see(target, retries=50)
+        await user.should_see(target, retries=200)
 
 
 async def host_station(user: User, name: str = 'Dr Ada') -> str:
