@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import av
-from av.video.frame import VideoFrame
+from av.video.frame import PictureType, VideoFrame
 
 WIDTH, HEIGHT = 960, 540  # each role's video (the pages' 1280 x 720 viewport, scaled)
 
@@ -124,6 +124,7 @@ def encode_role(frames_folder: Path, out: Path, *, start: float, end: float, fps
                 current = _decode_jpeg(advanced) or current
             current.pts = number
             current.time_base = Fraction(1, fps)
+            current.pict_type = PictureType.NONE  # a decoded JPEG says "I": x264 would make every frame a keyframe
             for packet in stream.encode(current):
                 container.mux(packet)
         for packet in stream.encode(None):

@@ -129,6 +129,7 @@ class Story:
     def step(self, name: str, by: str, act: Callable[[], None]) -> Step:
         at = self.now()
         act()
+        self.roles[by].page.mouse.move(640, 4)  # no tooltip left hanging over the picture
         step = Step(name=name, by=by, at=at)
         self.steps.append(step)
         print(f'[{at:6.1f} s] {by}: {name}', flush=True)
@@ -207,20 +208,22 @@ class Story:
         hospital.evaluate('() => window.scrollTo(0, 0)')
         open_access(hospital)
         self.pause(1)
-        link = self.step('creates an invite link for a technician', 'hospital', lambda: None)
-        invite = invite_technician(hospital)
+        links: list[str] = []
+        self.step('creates an invite link for Tech Tom', 'hospital', lambda: links.append(invite_technician(hospital)))
+        invite = links[0]
         self.pause(1.5)
         hospital.keyboard.press('Escape')
         self.caption(f'{TECHNICIAN} opens the invite link he was sent…', 'technician')
         self.pause(1)
-        knock = self.step('opens the link and asks to join', 'technician', lambda: knock_with(tech, invite))
+        open_invite(tech, invite)
+        self.pause(1.5)
+        asked = self.step('asks to join (technicians wait for approval)', 'technician', lambda: knock(tech))
         self.caption(f'…and waits at the door: he sees nothing of the room until {STATION} lets him in.', 'technician')
         open_access(hospital)
-        self.seen(knock, 'hospital', 'the knock, with Admit and Deny', lambda: expect_knock(hospital))
+        self.seen(asked, 'hospital', 'the knock, with Admit and Deny', lambda: expect_knock(hospital))
         self.caption(f'{TECHNICIAN} is knocking. The station admits him.', 'hospital')
         self.pause(2)
         self.shot('door', 'hospital', 'technician')
-        del link
 
         # 4. Admitted: three live tiles.
         admit = self.step(f'admits {TECHNICIAN}', 'hospital', lambda: hospital.get_by_test_id('admit').first.click())
@@ -355,9 +358,14 @@ def invite_technician(page: Page) -> str:
     return link.input_value()
 
 
-def knock_with(page: Page, link: str) -> None:
+def open_invite(page: Page, link: str) -> None:
+    """The invite link leads to the room's door (the lobby), which knows him by the invite's name."""
     page.goto(link)
     page.wait_for_url(re.compile(r'\?next=technician$'))
+    expect(page.get_by_test_id('join-technician')).to_be_visible()
+
+
+def knock(page: Page) -> None:
     page.get_by_test_id('join-technician').click()
     expect(page.get_by_test_id('waiting')).to_be_visible()
 

@@ -56,7 +56,7 @@ def test_the_demo_leaves_every_output(demo_output: tuple[Path, dict[str, Any]]) 
     # The story as told: each step taken, and the other side saw what it should.
     steps = {(s['by'], s['name']): s for s in manifest['steps']}
     seen = {key: s['seen_by'] for key, s in steps.items() if s['seen_by']}
-    assert seen[('technician', 'opens the link and asks to join')] == 'hospital'
+    assert seen[('technician', 'asks to join (technicians wait for approval)')] == 'hospital'
     assert seen[('hospital', 'admits Tech Tom')] == 'technician'
     assert seen[('technician', 'unmutes his microphone and talks')] == 'hospital'
     assert seen[('hospital', 'switches "Patient table" off')] == 'technician'
