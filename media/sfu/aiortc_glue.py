@@ -43,6 +43,17 @@ Sender reuse (a closed subscription's m-line recycled for a new one: ``SenderHan
 22. ``RTCRtpSender._rtx_ssrc`` (with 9) — fresh SSRCs, so the subscriber sees a clean new stream; ``__lsr`` with 11/12
     reset.
 
+Stable numbering in SFU offers (``create_offer``; aiortc's ``createOffer`` resets both to its defaults)
+23. ``RTCRtpTransceiver._codecs`` — read before and written after ``createOffer``: a negotiated m-line keeps its payload
+    types, a new one takes the BUNDLE group's (``follow_payload_type`` makes the forwarder's follow a renegotiation).
+24. ``RTCRtpTransceiver._headerExtensions`` — the same for header extension ids.
+25. ``RTCRtpTransceiver._preferred_codecs`` and ``RTCPeerConnection.__currentRemoteDescription`` /
+    ``__currentLocalDescription`` (17) — a recycled m-line's codec; the client's numbering of the group.
+
+An m-line the client recycled under a new mid (``release_recycled_mlines``, before a client offer is applied)
+26. ``RTCPeerConnection._RTCPeerConnection__transceivers`` (16) — the old, stopped transceiver leaves the PC.
+27. ``RTCRtpTransceiver._get_mline_index`` / ``_set_mline_index`` (19) — which transceiver holds an m-line index.
+
 Forwarding at the limit (the fast path, ``SFU_FORWARD_PATH=fast``, the default; ``legacy`` uses 2-3 and 10 instead)
 30. ``aioice.ice.Connection.data_received`` — replaced per connection (``_install_sync_receive``): SRTP datagrams are
     unprotected, parsed and handed to the receiver synchronously where they arrive (no queue, no receive task);
@@ -64,6 +75,7 @@ Forwarding at the limit (the fast path, ``SFU_FORWARD_PATH=fast``, the default; 
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
 import os
 import struct
@@ -75,14 +87,27 @@ from typing import Any
 
 import aioice.ice
 import pylibsrtp
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, clock
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+    clock,
+    sdp,
+)
 from aiortc import rtp as _rtp
 from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as _DtlsState
 from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
-from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecCapability,
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpSendParameters,
+)
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
 from aiortc.utils import random32
@@ -118,7 +143,7 @@ def assert_compatible() -> None:
         (RTCRtpSender, ('send', '_send_keyframe', '_retransmit', '_handle_rtcp_packet')),
         (RTCDtlsTransport, ('_send_rtp',)),
         (RTCPeerConnection, ('_RTCPeerConnection__setSignalingState',)),
-        (RTCRtpTransceiver, ('_set_mline_index',)),
+        (RTCRtpTransceiver, ('_set_mline_index', '_get_mline_index')),
     ):
         missing += [f'{cls.__name__}.{n}' for n in names if not hasattr(cls, n)]
     if not isinstance(getattr(_rtp, 'RTP_HISTORY_SIZE', None), int):
@@ -147,9 +172,18 @@ def assert_compatible() -> None:
     missing += [f'RTCRtpReceiver.{a}' for a in receiver_attrs if not hasattr(receiver, a)]
     missing += [f'RTCRtpSender.{a}' for a in sender_attrs if not hasattr(sender, a)]
     missing += [f'RTCPeerConnection.{a}' for a in _PC_STATE if a not in _pc_attributes()]
+    missing += [f'RTCRtpTransceiver.{a}' for a in _TRANSCEIVER_STATE if a not in _transceiver_attributes()]
     missing += _fast_path_missing(receiver)
     if missing:
         raise GlueIncompatibleError('aiortc/aioice internals missing for the embedded SFU: ' + ', '.join(missing))
+
+
+_TRANSCEIVER_STATE = ('_codecs', '_headerExtensions', '_preferred_codecs')  # touch points 23-25
+
+
+def _transceiver_attributes() -> set[str]:
+    """Instance attributes RTCRtpTransceiver.__init__ assigns (read from its code)."""
+    return set(RTCRtpTransceiver.__init__.__code__.co_names)
 
 
 def _pc_attributes() -> set[str]:
@@ -337,6 +371,8 @@ class SenderHandle:
             if self.port is None:
                 self.port = SenderPort(sender, parameters)
                 self._on_ready(self.port)
+            else:
+                follow_payload_type(self.port, parameters)
 
         s.send = send
         s._send_keyframe = on_keyframe_request
@@ -392,6 +428,209 @@ def rollback_local_offer(pc: RTCPeerConnection) -> list[RTCRtpTransceiver]:
     p._RTCPeerConnection__pendingLocalDescription = None
     p._RTCPeerConnection__setSignalingState('stable')
     return detached
+
+
+# --- Stable numbering: SFU offers keep what was negotiated (touch points 23-25) --------------------------------------
+
+_RTX = 'rtx'
+_DYNAMIC_PTS = [*range(96, 128), *range(35, 64)]
+_EXTENSION_IDS = range(1, 15)
+
+
+def _codec_key(codec: RTCRtpCodecParameters) -> tuple[object, ...]:
+    mime = codec.mimeType.lower()
+    params = codec.parameters
+    if mime == 'video/h264':
+        fmtp: tuple[object, ...] = (
+            str(params.get('packetization-mode', '0')),
+            str(params.get('profile-level-id', '')).lower()[:2] + str(params.get('profile-level-id', '')).lower()[4:],
+        )
+    elif mime == 'video/vp9':
+        fmtp = (str(params.get('profile-id', '0')),)
+    else:
+        fmtp = ()
+    return (mime, codec.clockRate, codec.channels or None, *fmtp)
+
+
+def _is_rtx(codec: RTCRtpCodecParameters) -> bool:
+    return codec.mimeType.lower().endswith('/' + _RTX)
+
+
+class _Numbering:
+    """The BUNDLE group's payload types (by codec) and header extension ids (by URI), and what is still free."""
+
+    def __init__(self) -> None:
+        self.pts: dict[tuple[object, ...], int] = {}
+        self.rtx: dict[int, int] = {}  # apt -> rtx payload type
+        self.used_pts: set[int] = set()
+        self.ext_ids: dict[str, int] = {}
+        self.used_ext_ids: set[int] = set()
+
+    def learn(self, codecs: list[RTCRtpCodecParameters], extensions: list[RTCRtpHeaderExtensionParameters]) -> None:
+        for codec in codecs:
+            pt = codec.payloadType
+            if pt is None:
+                continue
+            self.used_pts.add(pt)
+            if _is_rtx(codec):
+                apt = codec.parameters.get('apt')
+                if isinstance(apt, int):
+                    self.rtx.setdefault(apt, pt)
+            else:
+                self.pts.setdefault(_codec_key(codec), pt)
+        for ext in extensions:
+            if ext.uri not in self.ext_ids and ext.id not in self.used_ext_ids:
+                self.ext_ids[ext.uri] = ext.id
+            self.used_ext_ids.add(ext.id)
+
+    def _free_pt(self, default: int | None) -> int:
+        """aiortc's own number when the group does not use it yet (what an aiortc peer expects), else a free one."""
+        pt: int = (
+            default
+            if default is not None and default not in self.used_pts
+            else next(p for p in _DYNAMIC_PTS if p not in self.used_pts)
+        )
+        self.used_pts.add(pt)
+        return pt
+
+    def renumber(self, codecs: list[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
+        """``codecs`` (aiortc's defaults) in the group's numbering; a codec new to the group gets a free number."""
+        out: list[RTCRtpCodecParameters] = []
+        moved: dict[int, int] = {}
+        for codec in codecs:
+            if _is_rtx(codec):
+                continue
+            codec = copy.deepcopy(codec)
+            key = _codec_key(codec)
+            pt = self.pts.get(key)
+            if pt is None:
+                pt = self.pts[key] = self._free_pt(codec.payloadType)
+            if codec.payloadType is not None:
+                moved[codec.payloadType] = pt
+            codec.payloadType = pt
+            out.append(codec)
+        result: list[RTCRtpCodecParameters] = []
+        for codec in out:
+            result.append(codec)
+            rtx = next(
+                (c for c in codecs if _is_rtx(c) and moved.get(c.parameters.get('apt', -1)) == codec.payloadType),  # type: ignore[arg-type]
+                None,
+            )
+            if rtx is not None:
+                rtx = copy.deepcopy(rtx)
+                assert codec.payloadType is not None
+                pt = self.rtx.get(codec.payloadType)
+                if pt is None:
+                    pt = self.rtx[codec.payloadType] = self._free_pt(rtx.payloadType)
+                rtx.payloadType = pt
+                rtx.parameters = {**rtx.parameters, 'apt': codec.payloadType}
+                result.append(rtx)
+        return result
+
+    def extensions(self, extensions: list[RTCRtpHeaderExtensionParameters]) -> list[RTCRtpHeaderExtensionParameters]:
+        out: list[RTCRtpHeaderExtensionParameters] = []
+        for ext in extensions:
+            ext_id = self.ext_ids.get(ext.uri)
+            if ext_id is None:
+                free = [i for i in (ext.id, *_EXTENSION_IDS) if i not in self.used_ext_ids]
+                if not free:
+                    continue  # no id left in the one-byte range: offer the section without it
+                ext_id = self.ext_ids[ext.uri] = free[0]
+                self.used_ext_ids.add(ext_id)
+            out.append(RTCRtpHeaderExtensionParameters(id=ext_id, uri=ext.uri))
+        return out
+
+
+async def create_offer(pc: RTCPeerConnection) -> RTCSessionDescription:
+    """``pc.createOffer()`` without renumbering what was negotiated.
+
+    aiortc's ``createOffer`` resets every transceiver's codecs and header extensions to its defaults (touch points
+    23: ``RTCRtpTransceiver._codecs``, 24: ``RTCRtpTransceiver._headerExtensions``, 25: ``_preferred_codecs``). A
+    browser refuses an offer that renumbers a negotiated m-line ("RTP extension ID reassignment not supported") and
+    may crash on a payload type that changes codec. Here every transceiver that already has a mid keeps the payload
+    types and extension ids it negotiated (restricted to its codec preferences when it has some, e.g. a recycled
+    m-line); a new m-line takes the BUNDLE group's numbering (the client's, as its last description states it),
+    and free numbers for what the group does not have yet.
+    """
+    p: Any = pc
+    kept: dict[int, tuple[list[RTCRtpCodecParameters], list[RTCRtpHeaderExtensionParameters]]] = {}
+    numbering = _Numbering()
+    for t in pc.getTransceivers():
+        known: Any = t
+        if t.mid is not None and known._codecs:
+            kept[id(t)] = (list(known._codecs), list(known._headerExtensions))
+            numbering.learn(known._codecs, known._headerExtensions)
+    for description in (p._RTCPeerConnection__currentRemoteDescription, p._RTCPeerConnection__currentLocalDescription):
+        if description is not None:
+            for media in description.media:
+                if media.kind in ('audio', 'video') and media.port != 0:
+                    numbering.learn(media.rtp.codecs, media.rtp.headerExtensions)
+    offer = await pc.createOffer()
+    parsed = sdp.SessionDescription.parse(offer.sdp)
+    by_mid = {t.mid: t for t in pc.getTransceivers() if t.mid is not None}
+    new_index = {
+        t._get_mline_index(): t for t in pc.getTransceivers() if t.mid is None and not t.stopped
+    }  # new transceivers got their m-line index from createOffer
+    for index, media in enumerate(parsed.media):
+        if media.kind not in ('audio', 'video'):
+            continue
+        target = by_mid.get(media.rtp.muxId) or new_index.get(index)
+        if target is None:
+            continue
+        tt: Any = target
+        codecs: list[RTCRtpCodecParameters] | None = None
+        extensions: list[RTCRtpHeaderExtensionParameters]
+        if id(target) in kept:
+            old_codecs, extensions = kept[id(target)]
+            codecs = old_codecs
+            if tt._preferred_codecs:
+                codecs = _filter_preferred(old_codecs, tt._preferred_codecs)
+            if not codecs:
+                codecs = numbering.renumber(tt._codecs)
+        else:
+            codecs = numbering.renumber(tt._codecs)
+            extensions = numbering.extensions(tt._headerExtensions)
+        tt._codecs = codecs
+        tt._headerExtensions = extensions
+        media.fmt = [c.payloadType for c in codecs]
+        media.rtp.codecs = codecs
+        media.rtp.headerExtensions = extensions
+    return RTCSessionDescription(sdp=str(parsed), type='offer')
+
+
+def follow_payload_type(port: SenderPort, parameters: RTCRtpSendParameters) -> None:
+    """A renegotiation's send parameters: the forwarder's payload type follows what the transceiver negotiated."""
+    if parameters.codecs and parameters.codecs[0].payloadType is not None:
+        port.payload_type = parameters.codecs[0].payloadType
+
+
+def _filter_preferred(
+    codecs: list[RTCRtpCodecParameters], preferred: list[RTCRtpCodecCapability]
+) -> list[RTCRtpCodecParameters]:
+    """The negotiated codecs that the preferences allow (same mime type and H264 profile), with their RTX."""
+    wanted = {_codec_key(RTCRtpCodecParameters(**_capability_fields(c))) for c in preferred if not _is_rtx_cap(c)}
+    rtx_wanted = any(_is_rtx_cap(c) for c in preferred)
+    base = [c for c in codecs if not _is_rtx(c) and _codec_key(c) in wanted]
+    pts = {c.payloadType for c in base}
+    rtx = [c for c in codecs if rtx_wanted and _is_rtx(c) and c.parameters.get('apt') in pts]
+    ordered = []
+    for c in base:
+        ordered.append(c)
+        ordered += [r for r in rtx if r.parameters.get('apt') == c.payloadType]
+    return ordered
+
+
+def _is_rtx_cap(capability: RTCRtpCodecCapability) -> bool:
+    return capability.mimeType.lower().endswith('/' + _RTX)
+
+
+def _capability_fields(capability: RTCRtpCodecCapability) -> dict[str, Any]:
+    return {
+        'mimeType': capability.mimeType,
+        'clockRate': capability.clockRate,
+        'channels': capability.channels,
+        'parameters': dict(capability.parameters),
+    }
 
 
 # --- Forwarding at the limit: synchronous receive, byte-patched send (touch points 30-37) -----------------------------
@@ -771,3 +1010,203 @@ def _fast_path_missing(receiver: Any) -> list[str]:
     if nack is not None and not (hasattr(nack, 'max_seq') and hasattr(nack, 'missing')):
         missing.append('NackGenerator.max_seq/missing')
     return missing
+
+
+# --- An m-line the client recycled under a new mid (touch points 26-27) -----------------------------------------------
+
+
+class MlineReuseError(ValueError):
+    """A client offer moves an m-line that was not rejected to another mid (JSEP forbids it)."""
+
+
+def release_recycled_mlines(pc: RTCPeerConnection, offer_sdp: str, rejected: set[str]) -> list[RTCRtpTransceiver]:
+    """Before applying a client offer: detach every transceiver whose m-line the offer reuses under a new mid.
+
+    Chromium recycles a stopped (rejected) m-line for a new transceiver under a new mid. aiortc would give the new
+    mid to the old, stopped transceiver holding that m-line index (its m-line index and ``setLocalDescription``'s
+    mid assignment by index), so the SFU would tap the wrong receiver. The old transceiver leaves the PC (touch
+    points 26: ``RTCPeerConnection._RTCPeerConnection__transceivers``, 27: ``RTCRtpTransceiver._get_mline_index`` /
+    ``_set_mline_index``), and aiortc creates a fresh one for the new mid at that index. The caller stops the
+    detached transceivers. ``rejected``: the mids the client rejected before (port 0); an m-line that was not
+    rejected and changes mid is refused with ``MlineReuseError``.
+    """
+    p: Any = pc
+    transceivers: list[RTCRtpTransceiver] = p._RTCPeerConnection__transceivers
+    detached: list[RTCRtpTransceiver] = []
+    for index, media in enumerate(sdp.SessionDescription.parse(offer_sdp).media):
+        holder = next((t for t in transceivers if t._get_mline_index() == index), None)
+        if holder is None or holder.mid is None or holder.mid == media.rtp.muxId:
+            continue
+        if holder.mid not in rejected and not holder.stopped:
+            raise MlineReuseError(
+                f'm-line {index} changes mid from {holder.mid!r} to {media.rtp.muxId!r} without being rejected first'
+            )
+        transceivers.remove(holder)
+        holder._set_mline_index(None)  # type: ignore[arg-type]
+        detached.append(holder)
+    return detached
+
+
+# --- The client moved BUNDLE to a new transport (touch points 28-29) --------------------------------------------------
+
+
+def bundle_tag(offer_sdp: str) -> str | None:
+    """The first mid of the first BUNDLE group of an SDP (the m-line whose transport the group uses)."""
+    for group in sdp.SessionDescription.parse(offer_sdp).group:
+        if group.semantic == 'BUNDLE' and group.items:
+            return str(group.items[0])
+    return None
+
+
+def current_bundle_tag(pc: RTCPeerConnection) -> str | None:
+    """The BUNDLE tag of the remote description in force (touch point 17), None before any."""
+    p: Any = pc
+    description = p._RTCPeerConnection__currentRemoteDescription
+    if description is None:
+        return None
+    for group in description.group:
+        if group.semantic == 'BUNDLE' and group.items:
+            return str(group.items[0])
+    return None
+
+
+async def restart_dtls(pc: RTCPeerConnection) -> bool:
+    """Make the PC's connected DTLS transports handshake again at the next ``setLocalDescription``.
+
+    When a browser closes the m-line carrying the BUNDLE tag (usually mid 0), it moves the group onto a new transport:
+    same ICE credentials but a new socket (its checks arrive from a new address: aioice learns it as a
+    peer-reflexive candidate and follows the browser's nomination), and a new DTLS transport offered
+    ``a=setup:actpass``, whose handshake and SRTP keys are new. The SFU keeps its ICE agent and its DTLS transport
+    object (every sender, receiver, router and forwarding port keeps pointing at it) and only starts a new handshake
+    on it: aiortc's ``__connect`` starts a DTLS transport in state ``new`` (touch points 28:
+    ``RTCDtlsTransport._task`` / ``_state`` / ``_ssl`` / ``encrypted`` / ``_rx_srtp`` / ``_tx_srtp`` /
+    ``__handshake_done``, 29: ``RTCPeerConnection.__dtlsTransports`` and its ``__updateConnectionState`` listener,
+    detached while the old data pump stops so that its ``closed`` does not close the PC). Returns whether a transport
+    was restarted.
+    """
+    p: Any = pc
+    listener = p._RTCPeerConnection__updateConnectionState
+    restarted = False
+    for dtls in list(p._RTCPeerConnection__dtlsTransports):
+        d: Any = dtls
+        if d._state != _DtlsState.CONNECTED:
+            continue
+        dtls.remove_listener('statechange', listener)
+        try:
+            task, d._task = d._task, None
+            if task is not None:
+                task.cancel()
+                await asyncio.wait([task])  # its own CancelledError stays in it; ours would still propagate
+        finally:
+            dtls.on('statechange', listener)
+        d._state = _DtlsState.NEW
+        d._ssl = None
+        d.encrypted = False
+        d._rx_srtp = None
+        d._tx_srtp = None
+        d._RTCDtlsTransport__handshake_done = False
+        restarted = True
+    return restarted
+
+
+# --- Simulcast receive (touch points 36-39; 30-35 are the fast path's) ------------------------------------------------
+
+
+def keep_rid_extensions(pc: RTCPeerConnection, offer_sdp: str, mids: set[str]) -> None:
+    """After applying a client offer: the transceivers of ``mids`` (simulcast) keep the offer's RID header extensions.
+
+    aiortc answers only the extensions it knows (mid, abs-send-time, audio level); an answer without
+    ``rtp-stream-id`` to a simulcast offer makes Chromium refuse every later local offer. Appended to the
+    transceiver's ``_headerExtensions`` (23/24), they are answered, configured on the transport's extension map (so
+    RTP parsing reads RIDs) and kept by ``create_offer``.
+    """
+    rid_uris = (
+        'urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id',
+        'urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id',
+    )
+    offered = {m.rtp.muxId: m for m in sdp.SessionDescription.parse(offer_sdp).media}
+    for transceiver in pc.getTransceivers():
+        media = offered.get(transceiver.mid) if transceiver.mid in mids else None
+        if media is None:
+            continue
+        t: Any = transceiver
+        have = {e.uri for e in t._headerExtensions}
+        for ext in media.rtp.headerExtensions:
+            if ext.uri in rid_uris and ext.uri not in have:
+                t._headerExtensions.append(RTCRtpHeaderExtensionParameters(id=ext.id, uri=ext.uri))
+
+
+StreamHandler = Callable[[int, str | None, str | None], bool]
+
+
+def route_simulcast(receiver: RTCRtpReceiver, on_stream: StreamHandler) -> None:
+    """Route RTP streams that no ``a=ssrc`` announced to ``receiver`` by their MID header extension.
+
+    aiortc's ``RtpRouter`` routes only by SSRC or by a payload type that a single receiver has; simulcast layers
+    share the payload type of every other video m-line of the BUNDLE. The transport's router gets (once) a
+    ``route_rtp`` that, for an unknown SSRC whose MID extension names a receiver with ``on_stream``, asks
+    ``on_stream(ssrc, rid, repaired_rid)`` and, if it takes the stream, routes that SSRC there from then on (touch
+    points 36: ``RtpRouter.route_rtp`` / ``mid_table`` / ``ssrc_table`` / ``payload_type_table`` per instance, 37:
+    ``RTCRtpReceiver._sfu_on_stream``, an attribute of ours on the receiver).
+    """
+    r: Any = receiver
+    r._sfu_on_stream = on_stream
+    dtls: Any = receiver.transport
+    router: Any = dtls._rtp_router
+    if getattr(router, '_sfu_mid_routing', False):
+        return
+    original = router.route_rtp
+
+    def route_rtp(packet: RtpPacket) -> Any:
+        if packet.ssrc not in router.ssrc_table:
+            mid = packet.extensions.mid
+            target = router.mid_table.get(mid) if mid else None
+            handler = getattr(target, '_sfu_on_stream', None)
+            if handler is not None:
+                ext = packet.extensions
+                if not handler(packet.ssrc, ext.rtp_stream_id, ext.repaired_rtp_stream_id):
+                    return None
+                router.ssrc_table[packet.ssrc] = target
+                return target if target in router.payload_type_table.get(packet.payload_type, ()) else None
+        return original(packet)
+
+    router.route_rtp = route_rtp
+    router._sfu_mid_routing = True
+
+
+def map_rtx_stream(receiver: RTCRtpReceiver, rtx_ssrc: int, media_ssrc: int) -> None:
+    """A layer's RTX stream (``repaired-rtp-stream-id``): the receiver unwraps it onto the layer's SSRC (touch point
+    38: ``RTCRtpReceiver.__rtx_ssrc``, 32)."""
+    r: Any = receiver
+    r._RTCRtpReceiver__rtx_ssrc[rtx_ssrc] = media_ssrc
+
+
+class _PerStreamNacks:
+    """aiortc's ``NackGenerator`` follows one sequence space; simulcast interleaves one per layer. This keeps one per
+    SSRC behind the interface the lean receiver uses (``max_seq``, ``missing``, ``add``) (touch point 39:
+    ``RTCRtpReceiver.__nack_generator``, replaced before the receiver is tapped)."""
+
+    def __init__(self) -> None:
+        self._by_ssrc: dict[int, NackGenerator] = {}
+        self._last: NackGenerator | None = None
+
+    @property
+    def max_seq(self) -> None:
+        return None  # never the in-order shortcut: every packet goes through add()
+
+    @property
+    def missing(self) -> set[int]:
+        return set() if self._last is None else self._last.missing
+
+    def add(self, packet: RtpPacket) -> bool:
+        generator = self._by_ssrc.get(packet.ssrc)
+        if generator is None:
+            generator = self._by_ssrc[packet.ssrc] = NackGenerator()
+        self._last = generator
+        return bool(generator.add(packet))
+
+
+def per_stream_nacks(receiver: RTCRtpReceiver) -> None:
+    r: Any = receiver
+    if r._RTCRtpReceiver__nack_generator is not None:
+        r._RTCRtpReceiver__nack_generator = _PerStreamNacks()

@@ -37,11 +37,12 @@ from media.calls_api import (
 )
 
 from .config import SfuConfig
-from .forwarder import Counters, Forwarder, PacketLoss
+from .forwarder import Counters, PacketLoss
 from .guards import Mutation
 from .lifecycle import Lifecycle
 from .sdp_check import check_sdp
 from .session import PeerSession, SdpError
+from .simulcast import SimulcastPublication, Source
 from .state import Registry, SessionRecord, TrackRecord
 
 logger = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ class CallsService:
         await self._await_connectivity(peer)
         found = await asyncio.gather(*(self._find_publication(t) for t in tracks))
         results: list[TrackResult] = []
-        pending: list[tuple[int, Forwarder]] = []
+        pending: list[tuple[int, Source]] = []
         for i, (item, (forwarder, error)) in enumerate(zip(tracks, found, strict=True)):
             if forwarder is None:
                 desc = EMPTY_DESCRIPTION if error == EMPTY_TRACK_ERROR else NOT_FOUND_DESCRIPTION
@@ -155,11 +156,17 @@ class CallsService:
                     )
                 )
                 continue
-            results.append(TrackResult(session_id=item.session_id, track_name=item.track_name))
+            results.append(
+                TrackResult(
+                    session_id=item.session_id,
+                    track_name=item.track_name,
+                    simulcast=item.simulcast if isinstance(forwarder, SimulcastPublication) else None,
+                )
+            )
             pending.append((i, forwarder))
         if not pending:
             return TracksResponse(requires_immediate_renegotiation=False, tracks=results)
-        transceivers = [(i, await peer.subscribe(f)) for i, f in pending]
+        transceivers = [(i, await peer.subscribe(f, tracks[i].simulcast)) for i, f in pending]
         offer_sdp = await peer.offer()
         peer.assign_mids()
         for i, transceiver in transceivers:
@@ -180,7 +187,7 @@ class CallsService:
             tracks=results,
         )
 
-    async def _find_publication(self, item: TrackObject) -> tuple[Forwarder | None, str]:
+    async def _find_publication(self, item: TrackObject) -> tuple[Source | None, str]:
         key = (item.session_id or '', item.track_name or '')
         track = self.registry.publication(key)
         peer = self.peers.get(key[0])
@@ -278,16 +285,22 @@ class CallsService:
                 result = TrackResult(mid=item.mid, session_id=item.session_id, track_name=item.track_name)
                 if track is None or not track.active or track.location != 'remote':
                     result.error_code, result.error_description = UPDATE_TRACK_ERROR, 'Track not found'
-                elif item.simulcast is not None:
-                    result.error_code = UPDATE_TRACK_ERROR
-                    result.error_description = 'The track is not configured for simulcast, no updates applicable.'
                 elif (item.session_id, item.track_name) != (track.session_id, track.track_name):
                     forwarder, _ = await self._find_publication(item)
                     if forwarder is None or forwarder.kind != track.kind:
                         result.error_code, result.error_description = NOT_FOUND_TRACK_ERROR, NOT_FOUND_DESCRIPTION
                     else:
-                        peer.swap_source(track.mid, forwarder)
+                        peer.swap_source(track.mid, forwarder, item.simulcast)
                         track.session_id, track.track_name = item.session_id, item.track_name or ''
+                        if isinstance(forwarder, SimulcastPublication):
+                            result.simulcast = item.simulcast
+                elif item.simulcast is not None:
+                    if peer.is_simulcast(track.mid):
+                        peer.select_layer(track.mid, item.simulcast)
+                        result.simulcast = item.simulcast
+                    else:
+                        result.error_code = UPDATE_TRACK_ERROR
+                        result.error_description = 'The track is not configured for simulcast, no updates applicable.'
                 results.append(result)
         return UpdateTracksResponse(requires_immediate_renegotiation=False, tracks=results)
 

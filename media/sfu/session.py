@@ -7,17 +7,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
 from aiortc import sdp as sdp_module
 from aiortc.rtcconfiguration import RTCBundlePolicy
+
+from media.calls_api import Simulcast
 
 from . import aiortc_glue
 from .codecs import negotiated_codec, preferences_for
 from .forwarder import Counters, Downstream, Forwarder, PacketLoss
 from .sdp_rejected import mark_rejected, rejected_mids
+from .simulcast import LayerSwitcher, SimulcastPublication, Source, offered_layers, receive_layers
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +44,7 @@ class Subscription:
     transceiver: RTCRtpTransceiver
     handle: aiortc_glue.SenderHandle | None = None
     downstream: Downstream | None = None
+    switcher: LayerSwitcher | None = None  # a simulcast publication's layer chooser (forwarder is its own)
     closed: bool = False
     # closed, and its m-line may carry a new subscription: the client itself offered it inactive (a negotiated
     # close, as our browser client does it), or the SFU offer that added it was dropped unanswered
@@ -68,7 +79,8 @@ class PeerSession:
         self.session_id = session_id
         self.recycle_mlines = recycle_mlines
         self.pc: RTCPeerConnection | None = None
-        self.publications: dict[str, Forwarder] = {}  # by mid
+        self.publications: dict[str, Source] = {}  # by mid
+        self.simulcast: dict[str, list[str]] = {}  # mid -> RIDs the client sends there (its latest offer)
         self.subscriptions: dict[str, Subscription] = {}  # by mid
         self.rejected_mids: set[str] = set()  # stopped by the client: rejected in every SDP we send from now on
         self._ice_servers = ice_servers
@@ -106,9 +118,25 @@ class PeerSession:
         await self._forget_unanswered_offer()
         pc = self._ensure_pc()
         try:
+            recycled = aiortc_glue.release_recycled_mlines(pc, offer_sdp, self.rejected_mids | rejected_mids(offer_sdp))
+        except aiortc_glue.MlineReuseError as exc:
+            raise SdpError(str(exc)) from exc
+        for transceiver in recycled:
+            await self._drop_transceiver(transceiver)
+        old_tag, new_tag = aiortc_glue.current_bundle_tag(pc), aiortc_glue.bundle_tag(offer_sdp)
+        try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type='offer'))
         except Exception as exc:
             raise SdpError(str(exc) or type(exc).__name__) from exc
+        self.simulcast = offered_layers(offer_sdp)
+        aiortc_glue.keep_rid_extensions(pc, offer_sdp, set(self.simulcast))
+        if old_tag is not None and new_tag not in (None, old_tag) and old_tag in rejected_mids(offer_sdp):
+            # the client closed the m-line carrying the BUNDLE tag: it moved the group to a new transport (new
+            # socket, new DTLS handshake); this answer's setLocalDescription handshakes again on the same ICE agent
+            if await aiortc_glue.restart_dtls(pc):
+                logger.info(
+                    'session %s: BUNDLE moved from mid %s to %s; new DTLS handshake', self.session_id, old_tag, new_tag
+                )
         await pc.setLocalDescription(await pc.createAnswer())
         mids = [t.mid for t in pc.getTransceivers() if t.mid is not None]
         self.rejected_mids |= rejected_mids(offer_sdp)
@@ -116,13 +144,14 @@ class PeerSession:
         for mid, sub in self.subscriptions.items():
             if sub.closed and mid in inactive:
                 sub.recyclable = True
-        return _crlf(mark_rejected(pc.localDescription.sdp, self.rejected_mids)), mids
+        answer = mark_rejected(pc.localDescription.sdp, self.rejected_mids)
+        return _crlf(receive_layers(answer, self.simulcast)), mids
 
     async def offer(self) -> str:
         """Create and set an SFU offer covering every transceiver."""
         pc = self._ensure_pc()
-        await pc.setLocalDescription(await pc.createOffer())
-        return _crlf(mark_rejected(pc.localDescription.sdp, self.rejected_mids))
+        await pc.setLocalDescription(await aiortc_glue.create_offer(pc))
+        return _crlf(receive_layers(mark_rejected(pc.localDescription.sdp, self.rejected_mids), self.simulcast))
 
     async def accept_answer(self, answer_sdp: str) -> None:
         pc = self._ensure_pc()
@@ -138,8 +167,9 @@ class PeerSession:
             return None
         return t.kind
 
-    def publish(self, mid: str) -> Forwarder:
-        """Start receiving on ``mid`` (after ``answer``) and return the publication's forwarder."""
+    def publish(self, mid: str) -> Source:
+        """Start receiving on ``mid`` (after ``answer``) and return the publication's forwarder (a
+        ``SimulcastPublication`` when the client sends simulcast there)."""
         assert self.pc is not None and self.pc.localDescription is not None
         transceiver = self._transceiver(mid)
         assert transceiver is not None
@@ -150,6 +180,9 @@ class PeerSession:
         async def request_keyframe(media_ssrc: int) -> None:
             await aiortc_glue.send_pli(receiver, media_ssrc)
 
+        rids = self.simulcast.get(mid)
+        if rids and transceiver.kind == 'video':
+            return self._publish_simulcast(mid, receiver, rids, mime, codec[1] if codec else {}, request_keyframe)
         forwarder = Forwarder(
             kind=transceiver.kind,
             mime_type=mime,
@@ -163,17 +196,57 @@ class PeerSession:
         aiortc_glue.tap_receiver(receiver, forwarder.on_packet, feed=forwarder.feed)
         return forwarder
 
-    async def subscribe(self, forwarder: Forwarder) -> RTCRtpTransceiver:
-        """A sendonly transceiver fed by ``forwarder``: a recycled slot of its kind, else a new one.
+    def _publish_simulcast(
+        self,
+        mid: str,
+        receiver: RTCRtpReceiver,
+        rids: list[str],
+        mime: str,
+        parameters: dict[str, str | int],
+        request_keyframe: Callable[[int], Awaitable[None]],
+    ) -> SimulcastPublication:
+        publication = SimulcastPublication(
+            kind='video',
+            mime_type=mime,
+            codec_parameters=parameters,
+            rids=rids,
+            counters=self._counters,
+            request_keyframe=request_keyframe,
+            now=self._now,
+            loss=self._loss,
+        )
+
+        def on_stream(ssrc: int, rid: str | None, repaired: str | None) -> bool:
+            if rid:
+                return publication.learn(ssrc, rid)
+            media = publication.ssrc_of(repaired) if repaired else None
+            if media is None:
+                return False
+            aiortc_glue.map_rtx_stream(receiver, ssrc, media)
+            return True
+
+        self.publications[mid] = publication
+        aiortc_glue.per_stream_nacks(receiver)
+        aiortc_glue.tap_receiver(receiver, publication.on_packet, feed=publication.feed)
+        aiortc_glue.route_simulcast(receiver, on_stream)
+        return publication
+
+    async def subscribe(self, source: Source, simulcast: Simulcast | None = None) -> RTCRtpTransceiver:
+        """A sendonly transceiver fed by ``source``: a recycled slot of its kind, else a new one. A simulcast
+        source feeds it one layer (``simulcast``: the subscriber's preferences).
 
         A new transceiver's mid exists after the next ``offer()``; a recycled one keeps its mid.
         """
         pc = self._ensure_pc()
+        switcher = source.subscribe(simulcast) if isinstance(source, SimulcastPublication) else None
+        forwarder = source if switcher is None else switcher.forwarder
+        assert isinstance(forwarder, Forwarder)
         sub = await self._recycle(forwarder) if self.recycle_mlines else None
         if sub is None:
             transceiver = pc.addTransceiver(forwarder.kind, direction='sendonly')
             sub = Subscription(forwarder=forwarder, transceiver=transceiver)
             sub.handle = aiortc_glue.SenderHandle(transceiver.sender, sub.on_ready, sub.on_keyframe_request)
+        sub.switcher = switcher
         prefs = preferences_for(forwarder.kind, forwarder.mime_type, forwarder.codec_parameters)
         if prefs:
             sub.transceiver.setCodecPreferences(prefs)
@@ -253,6 +326,8 @@ class PeerSession:
         if sub.downstream is not None:
             sub.forwarder.remove_subscriber(sub.downstream)
             sub.downstream = None
+        if sub.switcher is not None:
+            sub.switcher.close()
         if not sub.transceiver.stopped:
             sub.transceiver.direction = 'inactive'
         if sub.handle is not None:
@@ -278,17 +353,46 @@ class PeerSession:
                 await self.stop_subscription(mid)
                 del self.subscriptions[mid]
 
-    def swap_source(self, mid: str, forwarder: Forwarder) -> None:
+    async def _drop_transceiver(self, transceiver: RTCRtpTransceiver) -> None:
+        """A transceiver whose (rejected) m-line the client recycled under a new mid: its publication or
+        subscription ends for good and it stops; the new mid gets a transceiver of its own."""
+        mid = transceiver.mid
+        if mid is not None:
+            forwarder = self.publications.get(mid)
+            if forwarder is not None:
+                forwarder.close()
+            if mid in self.subscriptions:
+                await self.stop_subscription(mid)
+                self.subscriptions[mid].recyclable = False
+        await transceiver.stop()
+
+    def is_simulcast(self, mid: str) -> bool:
+        """Whether the subscription on ``mid`` watches a simulcast publication."""
+        sub = self.subscriptions.get(mid)
+        return sub is not None and sub.switcher is not None and not sub.closed
+
+    def select_layer(self, mid: str, simulcast: Simulcast) -> None:
+        """tracks/update with ``simulcast``: the subscription's new layer preferences (switched on a keyframe)."""
+        sub = self.subscriptions[mid]
+        assert sub.switcher is not None
+        sub.switcher.select(simulcast)
+
+    def swap_source(self, mid: str, source: Source, simulcast: Simulcast | None = None) -> None:
         """Feed an existing subscription from another publication of the same kind (tracks/update)."""
         sub = self.subscriptions[mid]
         if sub.downstream is not None:
             sub.forwarder.remove_subscriber(sub.downstream)
             sub.downstream = None
+        if sub.switcher is not None:
+            sub.switcher.close()
+        sub.switcher = source.subscribe(simulcast) if isinstance(source, SimulcastPublication) else None
+        forwarder = source if sub.switcher is None else sub.switcher.forwarder
+        assert isinstance(forwarder, Forwarder)
         sub.forwarder = forwarder
         if sub.port is not None and not sub.closed and not forwarder.closed:
             sub.downstream = forwarder.add_subscriber(sub.port)
 
-    def stop_publication(self, mid: str) -> Forwarder | None:
+    def stop_publication(self, mid: str) -> Source | None:
         forwarder = self.publications.get(mid)
         if forwarder is not None:
             forwarder.close()

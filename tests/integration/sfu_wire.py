@@ -125,6 +125,13 @@ def follow_recycled(pc: RTCPeerConnection, offer_sdp: str, mids: set[str]) -> li
         ssrc, rtx = offered_ssrcs(offer_sdp, transceiver.mid)
         router = receiver.transport._rtp_router
         router.ssrc_table[ssrc] = receiver
+        # and the payload types now negotiated there (the SFU keeps the client's latest numbering, which an aiortc
+        # client's own offers may have changed since its receiver started)
+        codecs = {c.payloadType: c for c in transceiver._codecs if c.payloadType is not None}
+        receiver._RTCRtpReceiver__codecs.clear()
+        receiver._RTCRtpReceiver__codecs.update(codecs)
+        for pt in codecs:
+            router.payload_type_table.setdefault(pt, set()).add(receiver)
         if rtx is not None:
             router.ssrc_table[rtx] = receiver
             receiver._RTCRtpReceiver__rtx_ssrc[rtx] = ssrc

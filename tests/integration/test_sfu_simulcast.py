@@ -1,0 +1,127 @@
+"""Simulcast (issue 12 item 4): the answer to a captured Chromium simulcast offer, RID routing, one layer per
+subscriber switched on a keyframe with continuous numbering, and Cloudflare's layer-choice rules."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiortc import sdp
+from aiortc.rtp import RtpPacket
+
+from media.calls_api import Simulcast
+from media.sfu.forwarder import Counters
+from media.sfu.session import PeerSession
+from media.sfu.simulcast import RID_URIS, SimulcastPublication, choose_layer, offered_layers
+
+from .test_sfu_numbering import load
+
+KEYFRAME = bytes([0x10, 0x00, 0x9D, 0x01, 0x2A])  # VP8: S bit, partition 0, P bit clear (a keyframe start)
+DELTA = bytes([0x10, 0x01, 0x00])
+
+
+@pytest.fixture
+async def peer() -> Any:
+    session = PeerSession('s', ice_servers=[], counters=Counters(), on_state=lambda *_: None, now=lambda: 0.0)
+    yield session
+    await session.close()
+
+
+async def test_the_answer_receives_the_offered_layers_and_keeps_the_rid_extensions(peer: PeerSession) -> None:
+    offer = load('chromium_simulcast_push.json')[0]
+    assert offered_layers(offer['sdp']) == {'0': ['a', 'b', 'c']}
+    answer, _ = await peer.answer(offer['sdp'])
+    assert 'a=simulcast:recv a;b;c\r\n' in answer
+    for rid in 'abc':
+        assert f'a=rid:{rid} recv\r\n' in answer
+    offered = {e.uri: e.id for e in sdp.SessionDescription.parse(offer['sdp']).media[0].rtp.headerExtensions}
+    answered = {e.uri: e.id for e in sdp.SessionDescription.parse(answer).media[0].rtp.headerExtensions}
+    for uri in RID_URIS:
+        assert answered[uri] == offered[uri]
+    assert isinstance(peer.publish('0'), SimulcastPublication)
+    # a later SFU offer on this session (a pull) keeps receiving the layers, with the RID extensions
+    await peer.subscribe(peer.publications['0'])
+    later = await peer.offer()
+    assert 'a=simulcast:recv a;b;c\r\n' in later
+    later_ext = {e.uri: e.id for e in sdp.SessionDescription.parse(later).media[0].rtp.headerExtensions}
+    assert all(later_ext[uri] == offered[uri] for uri in RID_URIS)
+
+
+def test_layer_choice_follows_cloudflares_rules() -> None:
+    rids = ['a', 'b', 'c']
+    assert choose_layer(rids, {'a', 'b', 'c'}, None, None) == 'a'
+    assert choose_layer(rids, {'a', 'b', 'c'}, Simulcast(preferred_rid='c'), None) == 'c'
+    # the preferred layer stopped: 'none' stays on it, 'asciibetical' moves to the next available in a-z order
+    assert choose_layer(rids, {'a', 'c'}, Simulcast(preferred_rid='b'), None) == 'b'
+    gone = Simulcast(preferred_rid='b', rid_not_available='asciibetical')
+    assert choose_layer(rids, {'a', 'c'}, gone, None) == 'c'
+    assert choose_layer(rids, {'a'}, gone, None) == 'a'
+
+
+class FakeForwarder:
+    def __init__(self) -> None:
+        self.packets: list[RtpPacket] = []
+
+    def feed(self, packet: RtpPacket, now: float | None = None) -> list[Any]:
+        self.packets.append(packet)
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+async def test_one_layer_per_subscriber_switched_on_a_keyframe_with_continuous_numbering() -> None:
+    clock = [0.0]
+    plis: list[int] = []
+
+    async def request_keyframe(ssrc: int) -> None:
+        plis.append(ssrc)
+
+    publication = SimulcastPublication(
+        kind='video',
+        mime_type='video/VP8',
+        codec_parameters={},
+        rids=['a', 'b', 'c'],
+        counters=Counters(),
+        request_keyframe=request_keyframe,
+        now=lambda: clock[0],
+    )
+    ssrcs = {'a': 111, 'b': 222, 'c': 333}
+    for rid, ssrc in ssrcs.items():
+        assert publication.learn(ssrc, rid)
+    assert not publication.learn(444, 'z')
+    switcher = publication.subscribe(Simulcast(preferred_rid='c'))
+    fake = FakeForwarder()
+    switcher.forwarder = fake  # type: ignore[assignment]
+    seqs = {'a': 1000, 'b': 20000, 'c': 40000}
+
+    def send(rid: str, keyframe: bool = False) -> None:
+        seqs[rid] += 1
+        packet = RtpPacket(payload_type=96, sequence_number=seqs[rid], timestamp=seqs[rid] * 3000, ssrc=ssrcs[rid])
+        packet.payload = KEYFRAME if keyframe else DELTA
+        publication.feed(packet, clock[0])
+        clock[0] += 0.01
+
+    for rid in 'abc':
+        send(rid)
+    assert fake.packets == []  # waits for its layer's keyframe, and asks for it
+    await asyncio.sleep(0)
+    assert plis == [ssrcs['c']]
+    send('c', keyframe=True)
+    for _ in range(3):
+        for rid in 'abc':
+            send(rid)
+    assert len(fake.packets) == 4 and {p.ssrc for p in fake.packets} == {switcher.ssrc}
+    switcher.select(Simulcast(preferred_rid='a'))
+    await asyncio.sleep(0)
+    assert plis[-1] == ssrcs['a']
+    for rid in 'abc':
+        send(rid)  # still 'c' until 'a' sends a keyframe
+    send('a', keyframe=True)
+    send('c')
+    send('a')
+    out = [p.sequence_number for p in fake.packets]
+    assert out == list(range(out[0], out[0] + len(out)))  # one continuous stream across the switch
+    assert fake.packets[-2].payload == KEYFRAME and switcher.current == 'a'
+    assert fake.packets[-1].timestamp > fake.packets[-2].timestamp > fake.packets[-3].timestamp
