@@ -12,6 +12,7 @@ from nicegui import ui
 from components.call import LocalTrack
 from components.media_caps import MediaCaps
 from components.restore import Setup
+from components.stage_view import RemoteAudio
 from components.testid import testid
 from components.video_tile import TileView, VideoTile, grid_columns
 from media.backend import MediaBackend
@@ -52,7 +53,7 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
                 'technician-empty',
             )
             grid = testid(ui.element('div'), 'feed-grid').classes('grid gap-3 w-full mx-auto pb-20')
-            audio_box = ui.element('div').classes('hidden')
+            audio = RemoteAudio('hospital-audio')  # the hospital's microphones
         with ui.footer().classes('bg-white/90 shadow-inner py-3'):  # always in reach, however many cameras
             with ui.row().classes('w-full justify-center gap-3'):
                 mic = testid(ui.button(icon='mic').props('round'), 'toggle-mic').tooltip('Microphone on/off')
@@ -60,7 +61,6 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
                 leave = testid(ui.button('Leave', icon='call_end').props('color=negative'), 'leave')
         call = media.call
         tiles: dict[str, VideoTile] = {}
-        audios: dict[str, VideoTile] = {}
         remembered = media.remembered()
         # 'maximised': the tile key shown maximised; 'label': the person's choice, kept while that tile is gone.
         state: dict[str, str | None] = {'maximised': None, 'label': remembered.maximised if remembered else None}
@@ -106,11 +106,6 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
                 for t in tracks
                 if t.kind is Kind.VIDEO and t.source in (Source.CAMERA, Source.SCREEN)
             }
-            sounds = {
-                t.key: TileView(label=t.label, audio_key=f'remote:{t.key}', muted=not t.enabled)
-                for t in tracks
-                if t.source is Source.MIC
-            }
             if not hospitals:
                 empty.text = 'Waiting for a hospital station to join…'
             elif not wanted:
@@ -123,9 +118,8 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
             else:  # gone (perhaps for a moment) or not yet back: the tile with the chosen label, if any
                 state['maximised'] = next((k for k, v in wanted.items() if v.label == state['label']), None)
             grid.style(replace=fit_in_view(len(wanted), maximised=state['maximised'] is not None))
-            for store, box in ((tiles, grid), (audios, audio_box)):
-                for key in [k for k in store if k not in (wanted if store is tiles else sounds)]:
-                    box.remove(store.pop(key))
+            for key in [k for k in tiles if k not in wanted]:
+                grid.remove(tiles.pop(key))
             for key, view in wanted.items():
                 if key not in tiles:
                     tiles[key] = tile_with_controls(key, view)
@@ -134,12 +128,7 @@ def register(registry: RoomRegistry, backend: MediaBackend, caps: MediaCaps) -> 
                     tiles[key].classes(add=MAXIMISED)
                 else:
                     tiles[key].classes(remove=MAXIMISED)
-            for key, view in sounds.items():
-                if key in audios:
-                    audios[key].show(view)
-                else:
-                    with audio_box:
-                        audios[key] = testid(VideoTile(key, view), 'hospital-audio')
+            audio.show(me, call.room)
             remember()
 
         call.on_room_change = render
