@@ -34,11 +34,11 @@ def chromium_path() -> str:
 
 
 def timing_text(story: Story) -> str:
-    lines = [f'{"t (s)":>7}  {"who":<11} {"step":<44} {"seen by":<11} {"after (s)":>9}  what they saw']
+    lines = [f'{"t (s)":>7}  {"who":<11} {"step":<46} {"seen by":<11} {"after (s)":>9}  what they saw']
     for step in story.steps:
         after = f'{step.after_s:9.2f}' if step.after_s is not None else f'{"":9}'
         seen_by = step.seen_by or ''
-        lines.append(f'{step.at:7.1f}  {step.by:<11} {step.name:<44} {seen_by:<11} {after}  {step.seen or ""}'.rstrip())
+        lines.append(f'{step.at:7.1f}  {step.by:<11} {step.name:<46} {seen_by:<11} {after}  {step.seen or ""}'.rstrip())
     return '\n'.join(lines) + '\n'
 
 

@@ -286,6 +286,7 @@ class Story:
         stats = self.step('opens the stats of "Console"', 'technician', console.get_by_test_id('tile-stats').click)
         self.seen(stats, 'technician', 'live figures in the panel', lambda: expect_figures(panel))
         wait_plot(tech, panel, points=max(4, int(8 * self.pace)))
+        self.caption("The Console tile's figures.", 'technician')  # short: clear of the panel's plots
         self.pause(6)
         self.shot('stats-panel', 'technician')
         self.checks.append({'role': 'technician', 'from': self.now(), 'to': None, 'stats_panel': box_of(panel)})
@@ -395,6 +396,7 @@ def quiet_microphone(tech: Page, hospital: Page) -> None:
     expect(tile).to_have_count(1, timeout=20_000)
     expect(tile.get_by_test_id('tile-muted')).to_have_count(0, timeout=20_000)  # his microphone is published
     tech.get_by_test_id('toggle-mic').click()
+    tech.mouse.move(640, 4)
     expect(tile.get_by_test_id('tile-muted')).to_have_count(1, timeout=20_000)
 
 
