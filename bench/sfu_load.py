@@ -175,7 +175,7 @@ class Server:
         self.path = path
         self.port = free_port()
         self.secret = secrets.token_urlsafe(24)
-        secret_args = ['--app-secret', self.secret]
+        secret_args = [f'--app-secret={self.secret}']  # '=': a secret may start with '-'
         self.log = open(log_path, 'wb')  # closed in stop()
         env = {**os.environ, 'SFU_FORWARD_PATH': path}
         self.process = subprocess.Popen(
@@ -389,6 +389,11 @@ async def run_level(level: str, server: Server, video: Clip, audio: Clip | None,
         await asyncio.gather(*(wait_connected(s.pc) for s in subscribers))
         await asyncio.sleep(args.warmup)
         before = await server.stats()
+        print(
+            f'  {level} on {server.path}: {before["sessions"]} sessions, {before["subscriptions"]} subscriptions '
+            f'at the server ({len(publishers)} publishers, {len(subscribers)} subscribers here)',
+            flush=True,
+        )
         window = await measure(server, subscribers, args.seconds)
         after = await server.stats()
         rss = rss_mb(server.pid)

@@ -59,7 +59,9 @@ Forwarding at the limit (the fast path, ``SFU_FORWARD_PATH=fast``, the default; 
     unprotected, parsed and handed to the receiver synchronously where they arrive (no queue, no receive task);
     everything else goes to the original. ``RTCIceTransport._connection`` reaches the connection.
 31. ``RTCDtlsTransport._rx_srtp`` / ``_tx_srtp`` (pylibsrtp sessions), ``_state`` (``State.CONNECTED``),
-    ``_rtp_header_extensions_map`` and ``_rtp_router.route_rtp`` — what aiortc's own receive and send use.
+    ``_rtp_header_extensions_map`` and ``_rtp_router.route_rtp`` — what aiortc's own receive and send use;
+    ``HeaderExtensionsMap._HeaderExtensionsMap__ids`` (``audio_level``, ``rtp_stream_id``,
+    ``repaired_rtp_stream_id``) — the extension ids ``lean_parser`` reads.
 32. ``RTCRtpReceiver._enabled``, ``__codecs``, ``__remote_streams`` (``StreamStatistics``), ``__rtx_ssrc``,
     ``__nack_generator`` (``NackGenerator.max_seq``/``missing``/``add``), ``__rtcp_ssrc``, ``_send_rtcp``,
     ``_send_rtcp_nack`` — the lean receiver (``lean_tap``): statistics, RTX unwrapping, NACKs and a periodic REMB;
@@ -787,7 +789,7 @@ def _install_sync_receive(dtls: RTCDtlsTransport) -> None:
     original = connection.data_received
     router = d._rtp_router
     extensions = d._rtp_header_extensions_map
-    parse = RtpPacket.parse
+    parse = lean_parser(extensions)
     monotonic = time.monotonic
     tasks: set[asyncio.Future[None]] = set()
 
@@ -798,7 +800,7 @@ def _install_sync_receive(dtls: RTCDtlsTransport) -> None:
             return
         now = monotonic()
         try:
-            packet = parse(srtp.unprotect(data), extensions)
+            packet = parse(srtp.unprotect(data))
         except (pylibsrtp.Error, ValueError):
             return
         receiver = router.route_rtp(packet)
@@ -814,6 +816,82 @@ def _install_sync_receive(dtls: RTCDtlsTransport) -> None:
 
     connection.data_received = data_received
     connection._sfu_sync = True
+
+
+def lean_parser(extensions: HeaderExtensionsMap) -> Callable[[bytes], RtpPacket]:
+    """``RtpPacket.parse`` for the SFU: the same header fields, CSRCs, padding and payload, and of the header
+    extensions only the audio level (the one the forwarder passes on); the others are not decoded. With RID
+    extensions negotiated (simulcast routing needs them) it is aiortc's full parse. The map's ids are read per packet:
+    aiortc reconfigures the (shared) map as m-lines are negotiated."""
+    ids: Any = extensions._HeaderExtensionsMap__ids  # type: ignore[attr-defined]
+    full = RtpPacket.parse
+    fixed = _HEADER.unpack_from
+
+    def parse(data: bytes) -> RtpPacket:
+        if ids.rtp_stream_id or ids.repaired_rtp_stream_id:
+            return full(data, extensions)
+        size = len(data)
+        if size < 12:
+            raise ValueError('RTP packet length is less than 12 bytes')
+        b0, b1, seq, ts, ssrc = fixed(data)
+        if b0 >> 6 != 2:
+            raise ValueError('RTP packet has invalid version')
+        packet = RtpPacket(b1 & 0x7F, b1 >> 7, seq, ts, ssrc)
+        pos = 12
+        cc = b0 & 0x0F
+        if cc:
+            if size < 12 + 4 * cc:
+                raise ValueError('RTP packet has truncated CSRC')
+            packet.csrc = list(struct.unpack_from(f'!{cc}L', data, 12))
+            pos += 4 * cc
+        if b0 & 0x10:
+            if size < pos + 4:
+                raise ValueError('RTP packet has truncated extension profile / length')
+            profile = data[pos] << 8 | data[pos + 1]
+            end = pos + 4 + (data[pos + 2] << 8 | data[pos + 3]) * 4
+            pos += 4
+            if size < end:
+                raise ValueError('RTP packet has truncated extension value')
+            level_id = ids.audio_level
+            if profile == 0xBEDE:
+                while pos < end:
+                    b = data[pos]
+                    if b == 0:
+                        pos += 1
+                        continue
+                    length = (b & 0x0F) + 1
+                    if end < pos + 1 + length:
+                        raise ValueError('RTP one-byte header extension value is truncated')
+                    if b >> 4 == level_id and level_id:
+                        v = data[pos + 1]
+                        packet.extensions.audio_level = (v & 0x80 == 0x80, v & 0x7F)
+                    pos += 1 + length
+            elif profile == 0x1000:
+                while pos < end:
+                    if data[pos] == 0:
+                        pos += 1
+                        continue
+                    if end < pos + 2:
+                        raise ValueError('RTP two-byte header extension is truncated')
+                    x_id, length = data[pos], data[pos + 1]
+                    if end < pos + 2 + length:
+                        raise ValueError('RTP two-byte header extension value is truncated')
+                    if x_id == level_id and level_id and length:
+                        v = data[pos + 2]
+                        packet.extensions.audio_level = (v & 0x80 == 0x80, v & 0x7F)
+                    pos += 2 + length
+            pos = end
+        if b0 & 0x20:
+            padding = data[-1]
+            if not padding or padding > size - pos:
+                raise ValueError('RTP packet padding length is invalid')
+            packet.padding_size = padding
+            packet.payload = data[pos:-padding]
+        else:
+            packet.payload = data[pos:]
+        return packet
+
+    return parse
 
 
 class _Wire:
@@ -994,6 +1072,10 @@ def _fast_path_missing(receiver: Any) -> list[str]:
         ('pylibsrtp.Session', pylibsrtp.Session, ('protect', 'unprotect')),
     ):
         missing += [f'{label}.{n}' for n in names if not hasattr(obj, n)]
+    ids = getattr(HeaderExtensionsMap(), '_HeaderExtensionsMap__ids', None)
+    for name in ('audio_level', 'rtp_stream_id', 'repaired_rtp_stream_id'):
+        if not hasattr(ids, name):
+            missing.append(f'HeaderExtensionsMap.__ids.{name}')
     if not hasattr(_DtlsState, 'CONNECTED'):
         missing.append('aiortc.rtcdtlstransport.State.CONNECTED')
     for name in (

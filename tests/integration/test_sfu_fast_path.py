@@ -8,6 +8,7 @@ the DTLS transport and the ICE pair; the end-to-end tests run aiortc peers throu
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -350,3 +351,62 @@ async def test_a_subscriber_nack_is_answered_end_to_end(sfu_on: tuple[EmbeddedSF
     assert rtx.payload[2:] == lost.payload and rtx.timestamp == lost.timestamp
     await publisher.pc.close()
     await subscriber.pc.close()
+
+
+# ---- the lean parser reads what aiortc's parser reads, for the fields the SFU uses -----------------------------
+
+
+def _fields(packet: RtpPacket) -> tuple[object, ...]:
+    return (
+        packet.version,
+        packet.marker,
+        packet.payload_type,
+        packet.sequence_number,
+        packet.timestamp,
+        packet.ssrc,
+        packet.csrc,
+        packet.padding_size,
+        packet.payload,
+        packet.extensions.audio_level,
+    )
+
+
+@pytest.mark.parametrize('layout', list(LAYOUTS))
+def test_the_lean_parser_agrees_with_aiortcs(layout: str) -> None:
+    params = parameters(
+        LAYOUTS[layout] + [(6, LEVEL)] if 'level' not in layout and layout != 'no extensions' else LAYOUTS[layout], '4'
+    )
+    extensions = HeaderExtensionsMap()
+    extensions.configure(params)
+    parse = aiortc_glue.lean_parser(extensions)
+    rng = random.Random(13)
+    for i in range(300):
+        packet = RtpPacket(
+            payload_type=rng.randrange(128),
+            marker=rng.randrange(2),
+            sequence_number=rng.randrange(65536),
+            timestamp=rng.randrange(2**32),
+            ssrc=rng.randrange(2**32),
+            payload=rng.randbytes(rng.randrange(0, 1200)),
+        )
+        packet.csrc = [rng.randrange(2**32) for _ in range(rng.choice([0, 0, 0, 1, 3]))]
+        packet.padding_size = rng.choice([0, 0, 0, 1, 4, 17])
+        packet.extensions.mid = rng.choice([None, '4', 'a-long-mid'])
+        packet.extensions.abs_send_time = rng.choice([None, rng.randrange(2**24)])
+        packet.extensions.audio_level = rng.choice([None, (True, rng.randrange(128)), (False, rng.randrange(128))])
+        data = packet.serialize(extensions)
+        assert _fields(parse(data)) == _fields(RtpPacket.parse(data, extensions)), (layout, i)
+    for bad in (b'', b'\x80' * 11, b'\x40' + bytes(11), b'\x90' + bytes(12), b'\xa0' + bytes(11) + b'\x00'):
+        with pytest.raises(ValueError):
+            RtpPacket.parse(bad, extensions)
+        with pytest.raises(ValueError):
+            parse(bad)
+
+
+def test_with_rid_extensions_the_lean_parser_is_aiortcs() -> None:
+    extensions = HeaderExtensionsMap()
+    extensions.configure(parameters([(1, MID), (10, 'urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id')]))
+    packet = RtpPacket(payload_type=96, sequence_number=1, timestamp=2, ssrc=3, payload=b'x')
+    packet.extensions.rtp_stream_id = 'h'
+    parsed = aiortc_glue.lean_parser(extensions)(packet.serialize(extensions))
+    assert parsed.extensions.rtp_stream_id == 'h'  # simulcast routing still sees its RID
