@@ -47,8 +47,8 @@ Stable numbering in SFU offers (``create_offer``; aiortc's ``createOffer`` reset
 23. ``RTCRtpTransceiver._codecs`` — read before and written after ``createOffer``: a negotiated m-line keeps its payload
     types, a new one takes the BUNDLE group's (``follow_payload_type`` makes the forwarder's follow a renegotiation).
 24. ``RTCRtpTransceiver._headerExtensions`` — the same for header extension ids.
-25. ``RTCRtpTransceiver._preferred_codecs`` and ``RTCPeerConnection.__currentRemoteDescription`` /
-    ``__currentLocalDescription`` (17) — a recycled m-line's codec; the client's numbering of the group.
+25. ``RTCRtpTransceiver._preferred_codecs`` — a recycled m-line's codec (the client's numbering of the group comes
+    from the public ``remoteDescription``/``localDescription``).
 
 An m-line the client recycled under a new mid (``release_recycled_mlines``, before a client offer is applied)
 26. ``RTCPeerConnection._RTCPeerConnection__transceivers`` (16) — the old, stopped transceiver leaves the PC.
@@ -554,7 +554,6 @@ async def create_offer(pc: RTCPeerConnection) -> RTCSessionDescription:
     m-line); a new m-line takes the BUNDLE group's numbering (the client's, as its last description states it),
     and free numbers for what the group does not have yet.
     """
-    p: Any = pc
     kept: dict[int, tuple[list[RTCRtpCodecParameters], list[RTCRtpHeaderExtensionParameters]]] = {}
     numbering = _Numbering()
     for t in pc.getTransceivers():
@@ -562,9 +561,9 @@ async def create_offer(pc: RTCPeerConnection) -> RTCSessionDescription:
         if t.mid is not None and known._codecs:
             kept[id(t)] = (list(known._codecs), list(known._headerExtensions))
             numbering.learn(known._codecs, known._headerExtensions)
-    for description in (p._RTCPeerConnection__currentRemoteDescription, p._RTCPeerConnection__currentLocalDescription):
+    for description in (pc.remoteDescription, pc.localDescription):  # pending or current
         if description is not None:
-            for media in description.media:
+            for media in sdp.SessionDescription.parse(description.sdp).media:
                 if media.kind in ('audio', 'video') and media.port != 0:
                     numbering.learn(media.rtp.codecs, media.rtp.headerExtensions)
     offer = await pc.createOffer()
@@ -1141,15 +1140,10 @@ def bundle_tag(offer_sdp: str) -> str | None:
 
 
 def current_bundle_tag(pc: RTCPeerConnection) -> str | None:
-    """The BUNDLE tag of the remote description in force (touch point 17), None before any."""
-    p: Any = pc
-    description = p._RTCPeerConnection__currentRemoteDescription
-    if description is None:
-        return None
-    for group in description.group:
-        if group.semantic == 'BUNDLE' and group.items:
-            return str(group.items[0])
-    return None
+    """The BUNDLE tag of the PC's latest remote description, None before any (aiortc keeps a remote offer "pending"
+    even once answered, so this is ``remoteDescription``, pending or current)."""
+    description = pc.remoteDescription
+    return None if description is None else bundle_tag(description.sdp)
 
 
 async def restart_dtls(pc: RTCPeerConnection) -> bool:

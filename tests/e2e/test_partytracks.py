@@ -152,6 +152,8 @@ def test_push_camera_and_mic_then_pull_them_on_the_same_session(open_page: Calla
     state = session(page)
     assert state['connectionState'] == 'connected'
     assert state['sessionId'] == cam_meta['sessionId']  # pulled on the pushing session itself
+    # nothing of the app reaches a Calls client: the only cookies are partytracks' own session locks (item 6)
+    assert all(c['name'].startswith('partytracks-session-') for c in page.context.cookies()), page.context.cookies()
     # a later change on the same session still negotiates: another camera, pulled too
     _cam2, cam2_meta = push(page, kind='video')
     decoding(page, pull(page, cam2_meta))
@@ -185,20 +187,24 @@ def test_closing_mid_0_keeps_media_flowing(open_page: Callable[..., Page]) -> No
     on the other m-line keeps reaching subscribers, and the tab keeps receiving what it pulls."""
     publisher = open_page()
     mic, _mic_meta = push(publisher, kind='audio')
-    _cam, cam_meta = push(publisher, kind='video')
+    cam, cam_meta = push(publisher, kind='video')
     watcher = open_page()
     _other_cam, other_meta = push(watcher, kind='video')
     view = pull(watcher, cam_meta)
-    back = pull(publisher, other_meta)
     decoding(watcher, view)
-    decoding(publisher, back)
     assert session(publisher)['transceivers'][0]['mid'] == '0'
-    publisher.evaluate('(id) => harness.unpush(id)', mic)
+    publisher.evaluate('(id) => harness.unpush(id)', mic)  # a tab that only pushed so far
     wait_for(publisher, '() => harness.session(0).transceivers.map((t) => t.mid)', None, lambda mids: '0' not in mids)
     assert 'a=group:BUNDLE 1' in session(publisher)['localSdp']  # Chromium moved the group off mid 0
     decoding(watcher, view, frames=40)
+    back = pull(publisher, other_meta)  # and the moved transport carries media to the tab too
     decoding(publisher, back, frames=40)
+    decoding(watcher, view)
     assert session(publisher)['connectionState'] == 'connected'
+    # closing the new tag (mid 1) moves the group once more
+    publisher.evaluate('(id) => harness.unpush(id)', cam)
+    wait_for(publisher, '() => harness.session(0).transceivers.map((t) => t.mid)', None, lambda mids: '1' not in mids)
+    decoding(publisher, back, frames=40)
 
 
 SIMULCAST = [
