@@ -27,7 +27,7 @@ from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from bench.common import loadavg, machine_cpu_busy
-from media.sfu.aiortc_glue import NTP, _Wire, abs_send_time_bytes, serialise
+from media.sfu.aiortc_glue import NTP, _Wire, abs_send_time_bytes, lean_parser, serialise
 from media.sfu.forwarder import Counters, Downstream, Forwarder
 
 PAYLOAD = bytes([0x90, 0x80, 0x12, 0x34]) + os.urandom(1096)  # a VP8 inter-frame packet, 1,100 bytes of payload
@@ -92,7 +92,9 @@ def run_once(n: int, profile: int, sock: socket.socket, addr: Any) -> dict[str, 
 
     # ---- receive ----
     figures['recv: SRTP unprotect'] = per_packet(n, lambda i: rx_sfu.unprotect(protected[i]))
-    figures['recv: RtpPacket.parse'] = per_packet(n, lambda i: RtpPacket.parse(raw[i], ext))
+    figures['recv (old): RtpPacket.parse'] = per_packet(n, lambda i: RtpPacket.parse(raw[i], ext))
+    lean = lean_parser(ext)
+    figures['recv (new): lean_parser'] = per_packet(n, lambda i: lean(raw[i]))
     packets = [RtpPacket.parse(d, ext) for d in raw]
     stats, nack = StreamStatistics(90000), NackGenerator()
 
@@ -103,7 +105,7 @@ def run_once(n: int, profile: int, sock: socket.socket, addr: Any) -> dict[str, 
     figures['recv (old): StreamStatistics + NackGenerator.add'] = per_packet(n, old_stats)
     stats, nack = StreamStatistics(90000), NackGenerator()
 
-    def lean(i: int) -> None:
+    def lean_receiver(i: int) -> None:
         p = packets[i]
         stats.add(p)
         seq = p.sequence_number
@@ -112,7 +114,7 @@ def run_once(n: int, profile: int, sock: socket.socket, addr: Any) -> dict[str, 
         else:
             nack.add(p)
 
-    figures['recv (new): statistics + NACK shortcut'] = per_packet(n, lean)
+    figures['recv (new): statistics + NACK shortcut'] = per_packet(n, lean_receiver)
     from aiortc.rate import RemoteBitrateEstimator
 
     remb = RemoteBitrateEstimator()
@@ -189,11 +191,59 @@ def run_once(n: int, profile: int, sock: socket.socket, addr: Any) -> dict[str, 
     return figures
 
 
+FLOOR_SENDER = """
+import socket, sys, time
+port, rate, seconds = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+data, t, i = bytes([0x90]) * 1150, time.monotonic(), 0
+while time.monotonic() - t < seconds:
+    s.sendto(data, ('127.0.0.1', port))
+    i += 1
+    time.sleep(max(0.0, t + i / rate - time.monotonic()))
+"""
+
+
+def floor(rate: float, seconds: float) -> float:
+    """CPU µs per received datagram of a uvloop process whose datagram protocol does nothing (another process sends
+    ``rate`` datagrams/s): the event loop's cost of waking up once per packet."""
+    import subprocess
+    import sys
+
+    import uvloop
+
+    from bench.common import cpu_seconds
+
+    class Count(asyncio.DatagramProtocol):
+        n = 0
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            Count.n += 1
+
+    async def run() -> float:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(Count, local_addr=('127.0.0.1', 0))
+        port = transport.get_extra_info('sockname')[1]
+        sender = subprocess.Popen([sys.executable, '-c', FLOOR_SENDER, str(port), str(rate), str(seconds + 3)])
+        try:
+            await asyncio.sleep(2)
+            c0, n0 = cpu_seconds(), Count.n
+            await asyncio.sleep(seconds)
+            c1, n1 = cpu_seconds(), Count.n
+        finally:
+            sender.kill()
+            transport.close()
+        return (c1 - c0) * 1e6 / max(1, n1 - n0)
+
+    return float(uvloop.run(run()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--packets', type=int, default=20000)
     parser.add_argument('--repeat', type=int, default=5)
     parser.add_argument('--profile', choices=['gcm', 'cm'], default='gcm')
+    parser.add_argument('--floor-rate', type=float, default=165, help='datagrams/s for the wake-up floor (0: skip)')
+    parser.add_argument('--floor-seconds', type=float, default=15)
     args = parser.parse_args()
     profile = (
         pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM
@@ -207,8 +257,13 @@ def main() -> None:
     print(f'loadavg before: {loadavg()}; SRTP {args.profile}; {args.packets} packets x {args.repeat}')
     m0 = machine_cpu_busy()
     runs = [run_once(args.packets, profile, sock, sink.getsockname()) for _ in range(args.repeat)]
+    floor_us = floor(args.floor_rate, args.floor_seconds) if args.floor_rate > 0 else float('nan')
     m1 = machine_cpu_busy()
     print(f'loadavg after: {loadavg()}; machine busy {(m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * 100:.0f} % of 2 cores')
+    print(
+        f'event-loop floor: {floor_us:.1f} µs of CPU per received datagram '
+        f'(uvloop, empty protocol, {args.floor_rate:.0f} datagrams/s from another process)'
+    )
     print('| step | µs per packet (median, min-max) |')
     print('|---|---|')
     for name in runs[0]:

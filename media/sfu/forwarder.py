@@ -15,6 +15,11 @@ sent when the interval is over, and a keyframe arriving meanwhile satisfies them
 simply dropped; nobody watching means no request.
 
 For diagnostics a ``PacketLoss`` can drop a fraction of the packets sent to each subscriber (``SFU_SIMULATE_LOSS``).
+
+Two paths (``SFU_FORWARD_PATH``): ``feed(packet, now)`` is called synchronously by the lean receiver and writes to
+every fast port (``SenderPort.write``: sequence and timestamp as integers, the header patched in bytes, no
+``RtpPacket`` and no coroutine per subscriber); ``on_packet(packet)``, the legacy tap, does the same bookkeeping and
+then awaits ``port.send(rewritten RtpPacket)`` for ports without ``write``.
 """
 
 from __future__ import annotations
