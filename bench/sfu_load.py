@@ -186,8 +186,11 @@ class Server:
             stderr=subprocess.STDOUT,
         )
         self.pid = self.process.pid
-        self.http = httpx.AsyncClient(base_url=f'http://127.0.0.1:{self.port}', timeout=30)
-        self.api_http = httpx.AsyncClient(base_url=f'http://127.0.0.1:{self.port}/sfu/v1', timeout=30)
+        # uvicorn closes an idle connection after 5 s; reusing one at that moment fails with ReadError (it aborted
+        # two runs on a loaded machine): the client lets idle connections go after 2 s
+        limits = httpx.Limits(keepalive_expiry=2.0)
+        self.http = httpx.AsyncClient(base_url=f'http://127.0.0.1:{self.port}', timeout=30, limits=limits)
+        self.api_http = httpx.AsyncClient(base_url=f'http://127.0.0.1:{self.port}/sfu/v1', timeout=30, limits=limits)
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

@@ -66,7 +66,7 @@ async def one(mode: str, level: str, args: argparse.Namespace, video: object, au
             port, pid = CHILD_PORT.search(log), CHILD_PID.search(log)
             assert port and pid, 'the app did not report its SFU process'
             base, child_pid = f'http://127.0.0.1:{port.group(1)}/sfu/v1', int(pid.group(1))
-        http = httpx.AsyncClient(base_url=base, timeout=30)
+        http = httpx.AsyncClient(base_url=base, timeout=30, limits=httpx.Limits(keepalive_expiry=2.0))
         client = CallsClient(http, 'bench', secret)
         if level == 'telehealth':
             publishers = list(await asyncio.gather(*(publish(client, video, None) for _ in TELEHEALTH_SHAPE)))  # type: ignore[arg-type]

@@ -27,6 +27,8 @@ from typing import Any
 import httpx
 
 ENV_PREFIX = 'SFU_CHILD_'
+SERVER_KEEPALIVE_S = 60  # the child keeps an idle HTTP connection this long
+KEEPALIVE_EXPIRY_S = 20  # the app drops it well before
 
 
 def child_env(
@@ -76,7 +78,13 @@ class SfuProcess:
     http: httpx.AsyncClient = field(init=False)
 
     def __post_init__(self) -> None:
-        self.http = httpx.AsyncClient(base_url=f'http://127.0.0.1:{self.port}/sfu/v1', timeout=30)
+        # idle connections are dropped by the client well before the child's keep-alive timeout: a request on a
+        # connection the server is closing at that moment fails with ReadError
+        self.http = httpx.AsyncClient(
+            base_url=f'http://127.0.0.1:{self.port}/sfu/v1',
+            timeout=30,
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S),
+        )
 
     @property
     def pid(self) -> int:
@@ -156,7 +164,14 @@ def main() -> None:
 
     app = Starlette(routes=[Route('/healthz', healthz), Mount('/sfu/v1', sfu.asgi_app)], lifespan=lifespan)
     server = uvicorn.Server(
-        uvicorn.Config(app, host='127.0.0.1', port=args.port, log_level='warning', access_log=False)
+        uvicorn.Config(
+            app,
+            host='127.0.0.1',
+            port=args.port,
+            log_level='warning',
+            access_log=False,
+            timeout_keep_alive=SERVER_KEEPALIVE_S,
+        )
     )
     server.run()
 
