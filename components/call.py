@@ -46,6 +46,8 @@ CONNECTION_STATES = frozenset({'new', 'connecting', 'connected', 'disconnected',
 RECOVERY_RATE = 1 / 20  # rebuilt sessions a page's "connection failed" may cause: 1 per 20 s on average …
 RECOVERY_BURST = 2.0  # … after a burst of 2 (both peer connections failing at once)
 SOURCES = frozenset({'mic', 'camera', 'screen'})
+PROBE_INTERVAL = 10.0  # seconds between asking the SFU whether the page's sessions are alive (a GET each)
+DISCONNECTED_GRACE = 10.0  # a peer connection 'disconnected' this long is rebuilt like a failed one
 
 
 def sync_backoff(failures: int) -> float:
@@ -93,6 +95,8 @@ class Call:
     _failed_roles: set[str] = field(default_factory=set)  # peer connections ('push', 'pull') to rebuild
     _recoveries: TokenBucket = field(default_factory=lambda: TokenBucket(rate=RECOVERY_RATE, burst=RECOVERY_BURST))
     _recovery_timer: asyncio.TimerHandle | None = None  # one deferred recovery while the budget is spent
+    _disconnected_since: dict[str, float] = field(default_factory=dict)  # role -> monotonic time it went down
+    _watchdog: asyncio.Task[None] | None = None
     _publishing: dict[str, LocalTrack] = field(default_factory=dict)  # admitted, being captured and pushed
 
     @classmethod
@@ -127,6 +131,7 @@ class Call:
         session.on('local_ended', call._local_ended)
         session.on('speaking', call._speaking)
         call._worker = background_tasks.create(call._sync_loop(), name=f'pulls {room_name}/{participant_id}')
+        call._watchdog = background_tasks.create(call._watch_sessions(), name=f'watchdog {room_name}/{participant_id}')
         call._dirty.set()
         return call
 
@@ -469,6 +474,10 @@ class Call:
             return
         before = self.connection.get(role)
         self.connection[role] = state
+        if state == 'disconnected':
+            self._disconnected_since.setdefault(role, time.monotonic())
+        else:
+            self._disconnected_since.pop(role, None)
         worst = (
             'failed'
             if 'failed' in self.connection.values()
@@ -478,6 +487,33 @@ class Call:
         if state == 'failed' and before != 'failed' and not self.left:
             self._failed_roles.add(role)
             self._start_recovery()
+
+    async def _watch_sessions(self) -> None:
+        """Every PROBE_INTERVAL: rebuild what is dead though nobody said so — a session the SFU dropped (the browser
+        may keep calling its connection 'connected' or 'disconnected' for ever), or a connection 'disconnected' for
+        longer than DISCONNECTED_GRACE. Rebuilds go through the same budget as a failed connection's."""
+        while not self.left:
+            await asyncio.sleep(PROBE_INTERVAL)
+            if self.left or self._recovering:
+                continue
+            now = time.monotonic()
+            dead = {role for role, since in self._disconnected_since.items() if now - since >= DISCONNECTED_GRACE}
+            try:
+                dead |= set(await self.media.probe())
+            except Exception as error:  # the probe is advisory: never let it end the watchdog
+                log.debug('room=%s participant=%s: probe failed: %s', self.room.name, self.participant_id, error)
+            dead &= CONNECTION_ROLES
+            if dead and not self.left:
+                log.info(
+                    'room=%s participant=%s: rebuilding %s (dead without a failure event)',
+                    self.room.name,
+                    self.participant_id,
+                    ', '.join(sorted(dead)),
+                )
+                for role in dead:
+                    self._disconnected_since.pop(role, None)
+                self._failed_roles |= dead
+                self._start_recovery()
 
     def _start_recovery(self) -> None:
         """Rebuild the failed roles' sessions now if the page's recovery budget allows (every rebuild is a new SFU
@@ -537,6 +573,8 @@ class Call:
             return
         self.left = True
         self._dirty.set()
+        if self._watchdog is not None and self._watchdog is not asyncio.current_task():
+            self._watchdog.cancel()
         if self._recovery_timer is not None:
             self._recovery_timer.cancel()
             self._recovery_timer = None

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from media.calls_api import CallsError, TrackLocator
+from media.calls_api import CallsApiError, CallsError, TrackLocator
 from media.calls_client import CallsClient
 from media.negotiation_pull import PullSide
 from media.negotiation_push import PushSide
@@ -201,6 +201,42 @@ class PageMedia(PushSide, PullSide):
             for key, record in live.items():
                 self._fire(key, record, E.CLOSED)
                 self._keys.pop(key, None)
+
+    async def probe(self) -> list[str]:
+        """Ask the SFU whether this page's sessions are still alive there; returns the roles ('push', 'pull') whose
+        session is gone, or whose media the SFU dropped while we believe it is sending.
+
+        The SFU drops a session whose connection failed on its side (an ICE consent that expired while its host was
+        starved of CPU, say) and the browser may not call its own connection failed for a long time, or ever: the
+        page would keep showing, and publishing, nothing. Read-only (GET session); a session busy with an exchange
+        is skipped, and a transient error says nothing.
+        """
+        gone: list[str] = []
+        for slot in (self._push, self._pull):
+            session_id = slot.id
+            if session_id is None or slot.broken or slot.lock.locked() or self.closed:
+                continue
+            try:
+                state = await self.client.get_session(session_id)
+            except CallsApiError as error:
+                if error.status in (404, 410):
+                    gone.append(slot.role)
+                continue
+            except CallsError:
+                continue
+            if slot is self._push:
+                inactive = {t.mid for t in state.tracks or [] if t.status == 'inactive' and t.mid}
+                sending = {r.mid for r in self._keys.values() if r.state is KeyState.SENDING and r.mid}
+                if inactive & sending:
+                    gone.append(slot.role)
+        if gone:
+            log.warning(
+                'room=%s participant=%s: the SFU no longer has our %s session',
+                self.room,
+                self.participant_id,
+                ' and '.join(gone),
+            )
+        return gone
 
     async def heal(self) -> dict[str, TrackLocator]:
         """Rebuild a broken push session and push again what lost its push (the pull side heals on its next pull)."""
