@@ -140,7 +140,15 @@ def create_app(service: CallsService) -> Starlette:
         Route('/turn/keys/{key_id}/credentials/generate-ice-servers', turn, methods=['POST']),
         Route('/turn/keys/{key_id}/credentials/{username}/revoke', revoke, methods=['POST']),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={404: _no_route, 405: _no_route})
+
+
+async def _no_route(request: Request, exc: Exception) -> Response:
+    """An address or method the API does not have: a Calls-shaped error like every other answer, not Starlette's
+    plain-text page (a client reading ``errorCode`` must always find one)."""
+    status = getattr(exc, 'status_code', 404)
+    error = NotFoundError('Not found') if status == 404 else InvalidRequestError('Method not allowed', status=405)
+    return JSONResponse(error.to_response().to_wire(), status_code=status, headers=HEADERS)
 
 
 async def _respond(run: Callable[[], Awaitable[CallsResponse | Response]]) -> Response:

@@ -63,3 +63,10 @@ async def test_sessions_are_capped_with_429(http: httpx.AsyncClient, monkeypatch
     assert response.status_code == 429
     assert response.json()['errorDescription'].startswith('This SFU holds its maximum')
     assert (await http.get(f'{BASE}/{ids[0]}', headers=AUTH)).status_code == 200  # existing sessions unaffected
+
+
+async def test_an_unknown_address_or_method_gets_a_calls_error(http: httpx.AsyncClient) -> None:
+    for method, path in (('GET', f'{BASE}/./tracks/new'), ('GET', '/nothing/here'), ('DELETE', f'{BASE}/new')):
+        response = await http.request(method, path, headers=AUTH)
+        assert response.status_code in (404, 405), (method, path)
+        assert response.json()['errorCode'], (method, path)
