@@ -25,12 +25,12 @@ class MediaBackendConfig:
     """What the composition root passes in (plain values, so this module never reads the environment)."""
 
     calls_app_id: str | None = None
-    calls_app_secret: str | None = None
+    calls_app_secret: str | None = field(default=None, repr=False)  # secrets never in a repr or log line
     calls_api_url: str = 'https://rtc.live.cloudflare.com/v1'
     turn_service_id: str | None = None
-    turn_service_token: str | None = None
+    turn_service_token: str | None = field(default=None, repr=False)
     sfu_app_id: str = 'embedded'
-    sfu_app_secret: str = ''
+    sfu_app_secret: str = field(default='', repr=False)
     sfu_ice_hosts: list[str] = field(default_factory=list)
     sfu_simulate_loss: float = 0.0
     sfu_media_timeout: float = 30.0  # seconds without media before the embedded SFU drops a published track

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiortc import RTCRtpSender
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.sdp import SessionDescription
@@ -59,13 +61,25 @@ def _h264_keyframe_start(payload: bytes) -> bool:
 
 
 def negotiated_codec(sdp: str, mid: str) -> tuple[str, dict[str, str | int]] | None:
-    """The codec (mime type, fmtp parameters) negotiated first for ``mid`` in a local description."""
+    """The codec (mime type, fmtp parameters) negotiated first for ``mid`` in a local description.
+
+    Publishing N tracks of one offer asks N times about the same answer: it is parsed once (not once per mid, which
+    made the work quadratic in what a client sends).
+    """
+    return _codecs_by_mid(sdp).get(mid)
+
+
+@functools.lru_cache(maxsize=8)
+def _codecs_by_mid(sdp: str) -> dict[str, tuple[str, dict[str, str | int]]]:
+    found: dict[str, tuple[str, dict[str, str | int]]] = {}
     for media in SessionDescription.parse(sdp).media:
-        if media.rtp.muxId == mid:
-            for codec in media.rtp.codecs:
-                if codec.mimeType.lower() in FORWARDABLE:
-                    return codec.mimeType, {k: v for k, v in codec.parameters.items() if v is not None}
-    return None
+        for codec in media.rtp.codecs:
+            if codec.mimeType.lower() in FORWARDABLE and media.rtp.muxId is not None:
+                found.setdefault(
+                    media.rtp.muxId, (codec.mimeType, {k: v for k, v in codec.parameters.items() if v is not None})
+                )
+                break
+    return found
 
 
 def preferences_for(kind: str, mime_type: str, parameters: dict[str, str | int]) -> list[RTCRtpCodecCapability]:

@@ -29,7 +29,7 @@ class SfuConfig:
     """
 
     app_id: str
-    app_secret: str
+    app_secret: str = field(repr=False)  # never in a repr or log line
     ice_hosts: list[str] = field(default_factory=lambda: ['127.0.0.1'])
     ice_servers: list[RTCIceServer] = field(default_factory=list)
     media_timeout_s: float = 30.0

@@ -51,3 +51,24 @@ def test_size_line_length_and_extension_ids_are_bounded() -> None:
     assert 'extension id 1 twice' in (check_bounds(HEADER + twice) or '')
     many = section('video', '0', [96], extra=''.join(f'a=extmap:{i} urn:x:{i}\r\n' for i in range(2, 40)))
     assert 'too many header extensions' in (check_bounds(HEADER + many) or '')
+
+
+def test_the_negotiated_codecs_of_an_answer_come_from_one_parse(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from aiortc.sdp import SessionDescription
+
+    from media.sfu import codecs
+
+    calls: list[int] = []
+    real = SessionDescription.parse
+
+    def counting(sdp: str) -> SessionDescription:
+        calls.append(1)
+        return real(sdp)
+
+    monkeypatch.setattr(codecs.SessionDescription, 'parse', staticmethod(counting))
+    codecs._codecs_by_mid.cache_clear()
+    answer = HEADER + ''.join(section('video', str(i), [96]) for i in range(20))
+    found = [codecs.negotiated_codec(answer, str(i)) for i in range(20)]
+    assert all(f is not None and f[0].lower() == 'video/vp8' for f in found)
+    assert codecs.negotiated_codec(answer, 'nope') is None
+    assert len(calls) == 1
