@@ -58,6 +58,7 @@ async () => {
     return out;
 }
 """
+STATES_JS = '() => globalThis.orangeMedia ? globalThis.orangeMedia.connectionStates() : {}'
 
 
 @dataclass(kw_only=True)
@@ -92,7 +93,14 @@ class Viewer:
         self.longest_freeze_s = max(self.longest_freeze_s, interval_freeze)
         self.lost = int(sum(s['lost'] for s in now.values()))
         self.last = now
-        return {'live': live, 'stalled': stalled, 'freeze_s': round(interval_freeze, 3), 'lost': self.lost}
+        states = self.page.evaluate(STATES_JS)
+        return {
+            'live': live,
+            'stalled': stalled,
+            'freeze_s': round(interval_freeze, 3),
+            'lost': self.lost,
+            'states': states,
+        }
 
 
 def join_station(page: Page, room: str, name: str, station: str) -> None:
@@ -111,13 +119,27 @@ def main() -> None:
     parser.add_argument('--interval', type=float, default=30.0, help='seconds between samples')
     parser.add_argument('--warmup', type=float, default=5.0, help='minutes before the RSS reference is taken')
     parser.add_argument('--json', type=Path, default=None, help='also write every sample as a JSON line here')
+    parser.add_argument(
+        '--max-height', type=int, default=None, help="cameras' MAX_WEBCAM_QUALITY_LEVEL (the app's default: 1080)"
+    )
+    parser.add_argument('--fps', type=int, default=None, help="cameras' MAX_WEBCAM_FRAMERATE (the app's default: 24)")
     args = parser.parse_args()
     reexec_in_loopback_netns('bench.soak')
 
     # Pages are opened directly by address, as the original allowed (ROOM_ACCESS=open; invites are not the subject).
-    app = harness.start_app(Path(tempfile.mkdtemp(prefix='bench-soak-')), {'ROOM_ACCESS': 'open'})
+    env = {'ROOM_ACCESS': 'open'}
+    # Six Chromium pages encoding 6 and decoding 14 streams saturate 2 cores by themselves: smaller pictures let a
+    # small machine measure the server rather than the browsers' CPU starvation (the packet rate stays realistic).
+    if args.max_height:
+        env['MAX_WEBCAM_QUALITY_LEVEL'] = str(args.max_height)
+    if args.fps:
+        env['MAX_WEBCAM_FRAMERATE'] = str(args.fps)
+    app = harness.start_app(Path(tempfile.mkdtemp(prefix='bench-soak-')), env)
     pid = app.process.pid
-    print(f'soak: {args.minutes:g} min, a sample every {args.interval:g} s; {network_note()}; app pid {pid}')
+    print(
+        f'soak: {args.minutes:g} min, a sample every {args.interval:g} s; cameras capped at '
+        f'{args.max_height or 1080}p/{args.fps or 24} fps; {network_note()}; app pid {pid}'
+    )
     out = args.json.open('w') if args.json else None
     try:
         with sync_playwright() as p:
