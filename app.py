@@ -20,7 +20,7 @@ from audit.salt import client_salt, default_db_path
 from components.invites import kept_secret
 from components.media_caps import MediaCaps
 from media.backend import MediaBackend, MediaBackendConfig, create_backend
-from pages import access, browser_log, health, home, hospital, in_room, lobby, room, technician
+from pages import access, browser_log, health, home, hospital, in_room, lobby, log_format, room, technician
 from pages.web_guard import WebGuard, restrict_socket_origin
 from rooms import RoomRegistry
 from rooms.limits import StallGuard
@@ -209,7 +209,7 @@ def main() -> None:
     except SettingsError as error:
         print(error, file=sys.stderr)
         sys.exit(2)
-    logging.basicConfig(level=settings.log_level.upper(), format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    log_format.configure(settings.log_level, settings.log_format)
     build(settings)
     ui.run(
         host=settings.host,

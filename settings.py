@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     sfu_ice_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ice_servers: Annotated[list[dict[str, Any]], NoDecode] = Field(default_factory=list)
     log_level: str = 'INFO'
+    log_format: Literal['text', 'json'] = 'text'  # json: one object per line with room and participant fields
     # Diagnostics: the embedded SFU drops this fraction of the packets it forwards to each subscriber.
     sfu_simulate_loss: float = 0.0
     # Seconds without media after which the embedded SFU drops a published track (Cloudflare's fixed value is 30).
