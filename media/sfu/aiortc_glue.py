@@ -1128,6 +1128,84 @@ def release_recycled_mlines(pc: RTCPeerConnection, offer_sdp: str, rejected: set
     return detached
 
 
+def recycle_rejected_mlines(
+    pc: RTCPeerConnection, offer: RTCSessionDescription, rejected: set[str]
+) -> tuple[RTCSessionDescription, list[tuple[RTCRtpTransceiver, int]]]:
+    """An SFU offer: put each new m-line in place of a rejected one of its kind, as Chromium does for its own offers.
+
+    Without this, every pulled track that a client stops (partytracks stops them on close) leaves a rejected
+    section in the session for ever, a full one in the browser's SDP, and a long call outgrows any bound. JSEP lets
+    the offerer recycle a rejected m-section under a new mid (Chromium, as answerer, makes a new transceiver for it).
+    aiortc appends new transceivers at the end (``createOffer``); here the new section moves into the rejected slot
+    (touch points 26-27: the old transceiver leaves ``__transceivers`` and the new one takes its m-line index).
+
+    ``rejected``: mids rejected by the client or by an SFU answer. Never the BUNDLE tag, never a data channel
+    session. Returns the offer and, for each recycled slot, the detached old transceiver and its index: the caller
+    stops it once the offer is answered, or puts it back with ``restore_recycled`` if the offer is rolled back.
+    """
+    p: Any = pc
+    transceivers: list[RTCRtpTransceiver] = p._RTCPeerConnection__transceivers
+    parsed = sdp.SessionDescription.parse(offer.sdp)
+    if not rejected or any(m.kind not in ('audio', 'video') for m in parsed.media):
+        return offer, []
+    tag = next((str(g.items[0]) for g in parsed.group if g.semantic == 'BUNDLE' and g.items), None)
+
+    def holder(index: int) -> RTCRtpTransceiver | None:
+        return next((t for t in transceivers if t._get_mline_index() == index), None)
+
+    free = [
+        i
+        for i, m in enumerate(parsed.media)
+        if m.rtp.muxId in rejected and m.rtp.muxId != tag and (h := holder(i)) is not None and h.mid == m.rtp.muxId
+    ]
+    new: list[tuple[int, RTCRtpTransceiver]] = sorted(
+        (
+            (index, t)
+            for t in transceivers
+            if t.mid is None and not t.stopped and (index := t._get_mline_index()) is not None
+        ),
+        key=lambda pair: pair[0],
+    )
+    moved: dict[int, int] = {}  # new section's index -> the rejected slot it takes
+    detached: list[tuple[RTCRtpTransceiver, int]] = []
+    for j, t in new:
+        i = next((i for i in free if parsed.media[i].kind == t.kind and i < j), None)
+        if i is None:
+            continue
+        free.remove(i)
+        old = holder(i)
+        assert old is not None
+        transceivers.remove(old)
+        old._set_mline_index(None)  # type: ignore[arg-type]
+        detached.append((old, i))
+        moved[j] = i
+    if not moved:
+        return offer, []
+    gone = {parsed.media[i].rtp.muxId for i in moved.values()}
+    media = list(parsed.media)
+    for j, i in moved.items():
+        media[i] = parsed.media[j]
+    keep = [k for k in range(len(media)) if k not in moved]
+    position = {k: n for n, k in enumerate(keep)}
+    for j, t in new:
+        t._set_mline_index(moved[j] if j in moved else position[j])
+    parsed.media = [media[k] for k in keep]
+    for group in parsed.group:
+        group.items = [mid for mid in group.items if mid not in gone]
+    return RTCSessionDescription(sdp=str(parsed), type='offer'), detached
+
+
+def restore_recycled(pc: RTCPeerConnection, detached: list[tuple[RTCRtpTransceiver, int]]) -> None:
+    """Undo ``recycle_rejected_mlines`` for an SFU offer rolled back unanswered: the old transceivers take their
+    m-line indexes back (call after ``rollback_local_offer``, which removed the new ones)."""
+    p: Any = pc
+    transceivers: list[RTCRtpTransceiver] = p._RTCPeerConnection__transceivers
+    for old, index in detached:
+        if old not in transceivers:
+            transceivers.append(old)
+        old._set_mline_index(index)
+
+
 # --- The client moved BUNDLE to a new transport (touch points 28-29) --------------------------------------------------
 
 

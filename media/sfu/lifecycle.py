@@ -28,10 +28,13 @@ class Lifecycle:
         if self._gc_task is None:
             self._gc_task = asyncio.ensure_future(self._gc_loop())
 
-    async def close_track(self, record: SessionRecord, track: TrackRecord) -> None:
-        """Stop one track of a session; closing a publication ends its subscribers' tracks."""
+    async def close_track(self, record: SessionRecord, track: TrackRecord, *, by_client: bool = False) -> None:
+        """Stop one track of a session; closing a publication ends its subscribers' tracks. ``by_client``: the
+        session's own ``tracks/close`` asked for it (not a timeout or a publisher leaving)."""
         track.active = False
         peer = self._service.peers.get(record.session_id)
+        if by_client and peer is not None:
+            peer.closed_by_client(track.mid)
         if track.location == 'remote':
             if peer is not None:
                 await peer.stop_subscription(track.mid)

@@ -258,6 +258,10 @@ class CallsService:
             results: list[CloseTrackResult] = []
             for item in request.tracks:
                 track = record.tracks.get(item.mid)
+                if track is not None and not track.active:
+                    # already ended (its publisher left or closed it), but the client closes it too: its m-line is
+                    # handled like any other the client closed (see PeerSession.closed_by_client)
+                    peer.closed_by_client(track.mid)
                 if track is None or not track.active:
                     results.append(
                         CloseTrackResult(
@@ -267,7 +271,7 @@ class CallsService:
                         )
                     )
                     continue
-                await self.lifecycle.close_track(record, track)
+                await self.lifecycle.close_track(record, track, by_client=True)
                 results.append(CloseTrackResult(mid=item.mid))
             answer = None
             if not request.force and offer is not None:

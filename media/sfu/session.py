@@ -26,7 +26,7 @@ from media.calls_api import Simulcast
 from . import aiortc_glue
 from .codecs import negotiated_codec, preferences_for
 from .forwarder import Counters, Downstream, Forwarder, PacketLoss
-from .sdp_rejected import mark_rejected, rejected_mids
+from .sdp_rejected import live_mids, mark_rejected, rejected_mids
 from .simulcast import LayerSwitcher, SimulcastPublication, Source, offered_layers, receive_layers
 
 logger = logging.getLogger(__name__)
@@ -83,6 +83,8 @@ class PeerSession:
         self.simulcast: dict[str, list[str]] = {}  # mid -> RIDs the client sends there (its latest offer)
         self.subscriptions: dict[str, Subscription] = {}  # by mid
         self.rejected_mids: set[str] = set()  # stopped by the client: rejected in every SDP we send from now on
+        # closed by the client's tracks/close: rejected by the next answer if the client still offers them live
+        self.closed_by_request: set[str] = set()
         self._ice_servers = ice_servers
         self._counters = counters
         self._on_state = on_state
@@ -91,6 +93,8 @@ class PeerSession:
         self.connected = asyncio.Event()
         self._pending: list[Subscription] = []  # subscribed, not yet in an offer
         self.offered: list[str] = []  # mids of the subscriptions in the SFU offer waiting for its answer
+        # rejected m-lines that the pending SFU offer recycled: (old transceiver, m-line index), until it is answered
+        self._recycled: list[tuple[RTCRtpTransceiver, int]] = []
         self._closed = False
 
     @property
@@ -140,6 +144,11 @@ class PeerSession:
         await pc.setLocalDescription(await pc.createAnswer())
         mids = [t.mid for t in pc.getTransceivers() if t.mid is not None]
         self.rejected_mids |= rejected_mids(offer_sdp)
+        # a closed track's m-line still offered live (sending or receiving): reject it so the client stops it; never
+        # the BUNDLE tag (rejecting it would unbundle every other m-line), which stays inactive
+        still_live = (self.closed_by_request & live_mids(offer_sdp)) - {new_tag}
+        self.rejected_mids |= still_live
+        self.closed_by_request -= self.rejected_mids
         inactive = inactive_mids(offer_sdp)
         for mid, sub in self.subscriptions.items():
             if sub.closed and mid in inactive:
@@ -148,9 +157,13 @@ class PeerSession:
         return _crlf(receive_layers(answer, self.simulcast)), mids
 
     async def offer(self) -> str:
-        """Create and set an SFU offer covering every transceiver."""
+        """Create and set an SFU offer covering every transceiver (new m-lines recycle rejected ones of their kind)."""
         pc = self._ensure_pc()
-        await pc.setLocalDescription(await aiortc_glue.create_offer(pc))
+        offer = await aiortc_glue.create_offer(pc)
+        if self.recycle_mlines and pc.signalingState == 'stable':
+            offer, recycled = aiortc_glue.recycle_rejected_mlines(pc, offer, self.rejected_mids)
+            self._recycled += recycled
+        await pc.setLocalDescription(offer)
         return _crlf(receive_layers(mark_rejected(pc.localDescription.sdp, self.rejected_mids), self.simulcast))
 
     async def accept_answer(self, answer_sdp: str) -> None:
@@ -159,6 +172,12 @@ class PeerSession:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type='answer'))
         except Exception as exc:
             raise SdpError(str(exc) or type(exc).__name__) from exc
+        recycled, self._recycled = self._recycled, []
+        for old, _index in recycled:  # their m-lines now carry new subscriptions: they are gone for good
+            if old.mid in self.subscriptions and self.subscriptions[old.mid].transceiver is old:
+                await self.stop_subscription(old.mid)
+                del self.subscriptions[old.mid]
+            await old.stop()
 
     def offered_kind(self, mid: str) -> str | None:
         """Kind of a transceiver the client offered to send on (None if absent or not sending)."""
@@ -348,6 +367,8 @@ class PeerSession:
             await pc.close()
             return
         detached = {id(t) for t in aiortc_glue.rollback_local_offer(pc)}
+        aiortc_glue.restore_recycled(pc, self._recycled)
+        self._recycled = []
         for mid, sub in list(self.subscriptions.items()):
             if id(sub.transceiver) in detached:
                 await self.stop_subscription(mid)
@@ -397,6 +418,14 @@ class PeerSession:
         if forwarder is not None:
             forwarder.close()
         return forwarder
+
+    def closed_by_client(self, mid: str) -> None:
+        """The client closed the track on ``mid`` (``tracks/close``). From now on answers carry its m-line
+        ``inactive``, and the next answer rejects it if the client still offers it live (see ``sdp_rejected``)."""
+        self.closed_by_request.add(mid)
+        transceiver = self._transceiver(mid)
+        if transceiver is not None and not transceiver.stopped:
+            transceiver.direction = 'inactive'
 
     async def close(self) -> None:
         if self._closed:

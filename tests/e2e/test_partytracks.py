@@ -182,6 +182,49 @@ def test_three_cameras_then_remove_one_and_add_another(open_page: Callable[..., 
     decoding(station, pull(station, added_meta))  # the station pulls it back on its own session too
 
 
+def media_sections(sdp: str | None) -> int:
+    return (sdp or '').count('\nm=')
+
+
+def sending_mids(page: Page) -> set[str]:
+    return {t['mid'] for t in session(page)['transceivers'] if t['currentDirection'] in ('sendonly', 'sendrecv')}
+
+
+def test_batched_closes_stop_every_camera_and_the_sessions_stay_small(open_page: Callable[..., Page]) -> None:
+    """Orange's hospital re-pushes every camera on each camera change and its technician re-pulls them all, so
+    partytracks closes them in batches; 0.0.54 stops only the first transceiver of a batch. The SFU rejects the
+    others in its answer, so the browser stops encoding them, and it recycles the rejected m-lines for the next
+    pulls, so neither session grows however often the cameras change (Orange's technician reached the SDP bound
+    after 5 changes before this)."""
+    station = open_page(device_count=5)
+    technician = open_page()
+    cams = [push(station, kind='video', camera=i) for i in CAMERAS[:3]]
+    views = [pull(technician, meta) for _, meta in cams]
+    for view in views:
+        decoding(technician, view)
+    sizes: list[tuple[int, int]] = []
+    for round_ in range(4):
+        station.evaluate('(ids) => harness.unpushMany(ids)', [handle for handle, _ in cams])
+        technician.evaluate('(ids) => harness.unpullMany(ids)', views)
+        cams = [push(station, kind='video', camera=i) for i in CAMERAS[:3]]
+        live = {meta['trackName'] for _, meta in cams}
+        views = [pull(technician, meta) for _, meta in cams]
+        for view in views:
+            decoding(technician, view)
+        # only the three live cameras are sent: every closed one stopped, the batch's first and the others alike
+        wait_for(
+            station,
+            '() => harness.session(0)',
+            None,
+            lambda s: sum(t['currentDirection'] in ('sendonly', 'sendrecv') for t in s['transceivers']) == 3,
+        )
+        sizes.append((media_sections(session(station)['localSdp']), media_sections(session(technician)['localSdp'])))
+        assert len(live) == 3, round_
+    # the first round may add m-lines while earlier ones are being rejected; after that neither side grows
+    assert sizes[-1] == sizes[1], sizes
+    assert max(max(s) for s in sizes) <= 9, sizes
+
+
 def test_closing_mid_0_keeps_media_flowing(open_page: Callable[..., Page]) -> None:
     """Closing the m-line that carries the BUNDLE tag moves Chromium's BUNDLE to a new transport: the camera pushed
     on the other m-line keeps reaching subscribers, and the tab keeps receiving what it pulls."""

@@ -78,6 +78,14 @@ window.harness = {
     pushes.set(id, entry);
     return id;
   },
+  // Several unsubscribed in one task: partytracks batches their closes into one tracks/close (and 0.0.54 stops only
+  // the first transceiver of the batch itself), as Orange's hospital page does on every camera change.
+  unpushMany(ids) {
+    for (const id of ids) this.unpush(id);
+  },
+  unpullMany(ids) {
+    for (const id of ids) this.unpull(id);
+  },
   pushed(id) {
     const entry = pushes.get(id);
     return entry.error ? { error: entry.error } : entry.metadata;
