@@ -177,8 +177,10 @@ class Forwarder:
         cache_packets: int = 600,
         loss: PacketLoss | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        count_in: bool = True,
     ) -> None:
         self.kind = kind
+        self._count_in = count_in  # False: a simulcast subscriber's own forwarder (its publication counts arrivals)
         self.mime_type = mime_type.lower()
         self.codec_parameters = codec_parameters
         self.downstreams: list[Downstream] = []
@@ -212,7 +214,8 @@ class Forwarder:
         caller sends to with ``_send`` (``on_packet`` does). ``now``: the monotonic time the caller already read."""
         if self.closed:
             return _NONE
-        self._counters.packets_in += 1
+        if self._count_in:
+            self._counters.packets_in += 1
         if now is None:
             now = self._now()
         self.last_packet_at = now

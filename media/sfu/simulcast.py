@@ -242,6 +242,7 @@ class SimulcastPublication:
         layer = self._by_ssrc.get(packet.ssrc)
         if layer is None or self.closed:
             return
+        self._counters.packets_in += 1  # once per received packet, whatever the number of subscribers
         now = self._now() if now is None else now
         stale = [r for r, lay in self.layers.items() if now - lay.last_packet_at > LAYER_IDLE_S]
         layer.last_packet_at = self.last_packet_at = now
@@ -279,6 +280,7 @@ class SimulcastPublication:
             request_keyframe=request_keyframe,
             now=self._now,
             loss=self._loss,
+            count_in=False,
         )
         target = choose_layer(self.rids, self.available(), selection, None)
         switcher = LayerSwitcher(publication=self, forwarder=forwarder, selection=selection, target=target)

@@ -125,3 +125,30 @@ async def test_one_layer_per_subscriber_switched_on_a_keyframe_with_continuous_n
     assert out == list(range(out[0], out[0] + len(out)))  # one continuous stream across the switch
     assert fake.packets[-2].payload == KEYFRAME and switcher.current == 'a'
     assert fake.packets[-1].timestamp > fake.packets[-2].timestamp > fake.packets[-3].timestamp
+
+
+async def test_packets_in_counts_each_received_layer_packet_once_whatever_the_subscribers() -> None:
+    counters = Counters()
+
+    async def request_keyframe(ssrc: int) -> None:
+        pass
+
+    publication = SimulcastPublication(
+        kind='video',
+        mime_type='video/VP8',
+        codec_parameters={},
+        rids=['a', 'b'],
+        counters=counters,
+        request_keyframe=request_keyframe,
+        now=lambda: 0.0,
+    )
+    publication.learn(111, 'a')
+    publication.learn(222, 'b')
+    for rid in 'aab':  # three subscribers, two on the same layer
+        publication.subscribe(Simulcast(preferred_rid=rid))
+    for seq in range(10):
+        for ssrc in (111, 222):
+            packet = RtpPacket(payload_type=96, sequence_number=seq, timestamp=seq * 3000, ssrc=ssrc)
+            packet.payload = KEYFRAME
+            publication.feed(packet, 0.0)
+    assert counters.packets_in == 20
