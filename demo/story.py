@@ -23,6 +23,7 @@ from playwright.sync_api import Browser, Page, Playwright, expect
 from demo.overlay import overlay_script, set_caption
 from demo.recording import HEIGHT, WIDTH, Recorder
 from demo.scenes import HOSPITAL_CAMERAS, SCANNER_SCREEN, TECHNICIAN_WEBCAM, devices_script
+from localrun.chromium import chromium_args
 
 STATION = 'MRI Suite 2'
 TECHNICIAN = 'Tech Tom'
@@ -30,24 +31,8 @@ LABELS = ('Bore', 'Console', 'Patient table')
 TILE = '[data-testid=tile]'
 VIEWPORT = {'width': 1280, 'height': 720}
 SCALE = WIDTH / VIEWPORT['width']  # viewport pixels -> video pixels
-CHROMIUM_FLAGS = [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-dev-shm-usage',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-    '--disable-quic',
-    '--use-fake-device-for-media-stream',  # the microphone (it beeps); the cameras are the demo's canvases
-    '--use-fake-ui-for-media-stream',
-    '--allow-loopback-in-peer-connection',
-    '--autoplay-policy=no-user-gesture-required',
-    '--disable-background-timer-throttling',
-    '--disable-renderer-backgrounding',
-    '--disable-backgrounding-occluded-windows',
-    '--force-webrtc-ip-handling-policy=default_public_interface_only',  # media stays on loopback
-]
+# Chromium's fake microphone (it beeps); the cameras are the demo's canvases, so one fake camera is plenty.
+CHROMIUM_FLAGS = chromium_args(1, fake_screen=False)
 
 
 @dataclass(kw_only=True)
