@@ -302,6 +302,7 @@ class PeerSession:
         if not mids:
             return None
         old = self.subscriptions[mids[0]]
+        self.closed_by_request.discard(mids[0])  # the mid carries a new subscription: it is live again
         sub = Subscription(forwarder=forwarder, transceiver=old.transceiver, handle=old.handle)
         assert sub.handle is not None
         await sub.handle.recycle(sub.on_ready, sub.on_keyframe_request)  # fresh SSRCs: a clean new stream

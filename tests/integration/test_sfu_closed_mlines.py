@@ -22,6 +22,7 @@ from media.calls_client import CallsClient
 from media.sfu.sdp_rejected import live_mids, rejected_mids
 
 from .sfu_peers import description, new_subscriber, publish
+from .sfu_wire import answer_pull, close_pull, request_pull
 
 
 def sections(text: str) -> list[tuple[str, int, str | None]]:
@@ -196,5 +197,32 @@ async def test_a_recycling_offer_left_unanswered_gives_the_slot_back(client: Cal
         TracksRequest(tracks=[TrackObject(location='remote', session_id=publisher.session_id, track_name='v')]),
     )
     assert [mid for mid, _, _ in sections(later.session_description.sdp)] == [audio_mid, later.tracks[0].mid]
+    await sub.pc.close()
+    await publisher.pc.close()
+
+
+async def test_our_pages_way_a_closed_pull_recycled_for_a_new_one_is_never_rejected_later(
+    client: CallsClient,
+) -> None:
+    """Our pages close a pull by offering it inactive; the SFU then recycles that same mid for the next pull. A later
+    client offer that receives on it (closing another pull) must not reject it: it carries a live track again."""
+    publisher = await publish(client)
+    sub = await new_subscriber(client)
+    await answer_pull(client, sub, await request_pull(client, sub, publisher.session_id, ['a', 'v']))
+    by_kind = {t.kind: t.mid for t in sub.pc.getTransceivers()}
+    await close_pull(client, sub, [by_kind['video']])
+    again = await request_pull(client, sub, publisher.session_id, ['v'])
+    assert again.tracks[0].mid == by_kind['video']  # the inactive m-line, recycled under the same mid
+    await answer_pull(client, sub, again)
+
+    for transceiver in sub.pc.getTransceivers():
+        if transceiver.mid == by_kind['audio']:
+            transceiver.direction = 'inactive'
+    await sub.pc.setLocalDescription(await sub.pc.createOffer())
+    closed = await close(client, sub.session_id, [by_kind['audio']], sub.pc.localDescription.sdp)
+
+    answer = closed.session_description.sdp
+    assert rejected_mids(answer) == set()
+    assert dict((mid, d) for mid, _, d in sections(answer))[by_kind['video']] == 'sendonly'
     await sub.pc.close()
     await publisher.pc.close()
