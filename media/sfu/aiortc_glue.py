@@ -72,6 +72,10 @@ Forwarding at the limit (the fast path, ``SFU_FORWARD_PATH=fast``, the default; 
 34. ``RTCRtpSender._retransmit`` — wrapped per instance: a NACKed packet is rebuilt from its source packet into 10,
     then aiortc's own retransmission (RTX when negotiated) sends it.
 35. ``RTCRtpSender`` 11 and 12 are written by ``SenderPort.write`` too.
+
+A subscriber's receiver reports (``priorityOrdering: asciibetical``, ``SenderHandle``)
+40. ``RTCRtpSender._handle_rtcp_packet`` — wrapped per instance: after aiortc's own handling, the fraction lost of
+    each report block for the sender's SSRC (9) goes to the subscription's layer switcher.
 """
 
 from __future__ import annotations
@@ -111,7 +115,16 @@ from aiortc.rtcrtpparameters import (
     RTCRtpSendParameters,
 )
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
-from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    HeaderExtensionsMap,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unwrap_rtx,
+)
 from aiortc.utils import random32
 
 PacketHandler = Callable[[RtpPacket], Awaitable[None]]
@@ -355,13 +368,26 @@ class SenderHandle:
         sender: RTCRtpSender,
         on_ready: Callable[[SenderPort], None],
         on_keyframe_request: Callable[[], None],
+        on_loss: Callable[[float], None] | None = None,
     ) -> None:
         self.sender = sender
         self.port: SenderPort | None = None
         self.stopped = False
         self._on_ready = on_ready
+        self._on_loss = on_loss
         s: Any = sender
         original_send = sender.send
+        original_rtcp = sender._handle_rtcp_packet
+
+        async def handle_rtcp(packet: Any) -> None:
+            # the subscriber's receiver reports: aiortc keeps its statistics, the SFU reads the loss (touch point 40)
+            await original_rtcp(packet)
+            if self._on_loss is not None and isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+                for report in packet.reports:
+                    if report.ssrc == s._ssrc:
+                        self._on_loss(report.fraction_lost / 256)
+
+        s._handle_rtcp_packet = handle_rtcp
         sender.replaceTrack(_IdleTrack(sender.kind))
 
         async def send(parameters: RTCRtpSendParameters) -> None:
@@ -386,9 +412,15 @@ class SenderHandle:
             self.port.close()
         await self.sender.stop()
 
-    async def recycle(self, on_ready: Callable[[SenderPort], None], on_keyframe_request: Callable[[], None]) -> None:
+    async def recycle(
+        self,
+        on_ready: Callable[[SenderPort], None],
+        on_keyframe_request: Callable[[], None],
+        on_loss: Callable[[float], None] | None = None,
+    ) -> None:
         """After ``stop()``: a new stream on the same sender, fresh SSRCs, the next ``send()`` starts it."""
         await self.stop()
+        self._on_loss = on_loss
         s: Any = self.sender
         s._RTCRtpSender__started = False
         for name in _SENDER_LOOP_STATE[1:]:

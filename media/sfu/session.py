@@ -61,6 +61,11 @@ class Subscription:
     def on_keyframe_request(self) -> None:
         self.forwarder.request_keyframe()
 
+    def on_loss(self, fraction: float) -> None:
+        """A receiver report from the subscriber (simulcast: it may move the layer, see ``LayerSwitcher``)."""
+        if self.switcher is not None and not self.closed:
+            self.switcher.on_loss(fraction)
+
 
 class PeerSession:
     """One RTCPeerConnection on the SFU side (created on the first SDP exchange)."""
@@ -264,7 +269,9 @@ class PeerSession:
         if sub is None:
             transceiver = pc.addTransceiver(forwarder.kind, direction='sendonly')
             sub = Subscription(forwarder=forwarder, transceiver=transceiver)
-            sub.handle = aiortc_glue.SenderHandle(transceiver.sender, sub.on_ready, sub.on_keyframe_request)
+            sub.handle = aiortc_glue.SenderHandle(
+                transceiver.sender, sub.on_ready, sub.on_keyframe_request, sub.on_loss
+            )
         sub.switcher = switcher
         prefs = preferences_for(forwarder.kind, forwarder.mime_type, forwarder.codec_parameters)
         if prefs:
@@ -305,7 +312,7 @@ class PeerSession:
         self.closed_by_request.discard(mids[0])  # the mid carries a new subscription: it is live again
         sub = Subscription(forwarder=forwarder, transceiver=old.transceiver, handle=old.handle)
         assert sub.handle is not None
-        await sub.handle.recycle(sub.on_ready, sub.on_keyframe_request)  # fresh SSRCs: a clean new stream
+        await sub.handle.recycle(sub.on_ready, sub.on_keyframe_request, sub.on_loss)  # fresh SSRCs: a new stream
         sub.transceiver.direction = 'sendonly'
         return sub
 

@@ -14,8 +14,12 @@ layer for a keyframe (PLI) and happens on that keyframe's first packet; the old 
 
 Layer choice (Cloudflare's rules): ``preferredRid`` picks the layer (unset: the first RID in a-z order, the most
 desirable by Cloudflare's naming advice); ``ridNotAvailable: asciibetical`` moves to the next available RID in a-z
-order when the chosen one sends nothing for ``LAYER_IDLE_S`` (``none``: stay); ``priorityOrdering`` is accepted
-and echoed but has no effect: the SFU has no per-subscriber bandwidth estimate.
+order when the chosen one sends nothing for ``LAYER_IDLE_S`` (``none``: stay). ``priorityOrdering: asciibetical``
+lets the SFU step a subscriber down the a-z order when its link cannot carry the layer, and back up when it can.
+The SFU has no bandwidth estimate per subscriber, so "cannot carry" is read from the subscriber's own receiver
+reports, as loss-based congestion control does: more than ``LOSS_DOWN`` of the packets lost in
+``LOSSY_REPORTS_DOWN`` reports in a row caps the subscriber one layer lower; under ``LOSS_CLEAN`` for ``UP_AFTER_S``
+lifts the cap one layer. ``none`` (the default) never moves the subscriber for loss.
 """
 
 from __future__ import annotations
@@ -42,6 +46,11 @@ LAYER_IDLE_S = 1.0
 SWITCH_TS_STEP = 3000
 # While a subscriber waits for its target layer's keyframe, that layer is asked for one at most this often.
 SWITCH_REQUEST_INTERVAL_S = 1.0
+# priorityOrdering: asciibetical (loss from the subscriber's receiver reports, one every second or so)
+LOSS_DOWN = 0.10
+LOSSY_REPORTS_DOWN = 2
+LOSS_CLEAN = 0.02
+UP_AFTER_S = 10.0
 
 _MID = re.compile(r'^a=mid:(\S+)', re.MULTILINE)
 _SIMULCAST_SEND = re.compile(r'^a=simulcast:send (\S+)', re.MULTILINE)
@@ -89,11 +98,19 @@ def receive_layers(sdp: str, layers: dict[str, list[str]]) -> str:
     return ''.join(out)
 
 
-def choose_layer(rids: list[str], available: set[str], selection: Simulcast | None, current: str | None) -> str:
-    """The layer a subscriber should watch now (Cloudflare's preferredRid / ridNotAvailable rules)."""
+def choose_layer(
+    rids: list[str], available: set[str], selection: Simulcast | None, current: str | None, cap: str | None = None
+) -> str:
+    """The layer a subscriber should watch now (Cloudflare's preferredRid / ridNotAvailable rules). ``cap``: the
+    most desirable layer its link carries now (priorityOrdering), never exceeded."""
     ordered = sorted(rids)
     preferred = selection.preferred_rid if selection is not None and selection.preferred_rid in rids else None
-    wanted = preferred or (current if current in rids else None) or ordered[0]
+    # under priorityOrdering the wanted layer is the preferred (or most desirable) one, capped; otherwise a layer
+    # reached by ridNotAvailable is kept while no preference says otherwise
+    by_priority = selection is not None and selection.priority_ordering == 'asciibetical'
+    wanted = preferred or (current if current in rids and not by_priority else None) or ordered[0]
+    if cap is not None and cap in rids and wanted < cap:
+        wanted = cap
     if wanted in available or not available:
         return wanted
     if selection is not None and selection.rid_not_available == 'asciibetical':
@@ -125,15 +142,52 @@ class LayerSwitcher:
     _last_seq: int | None = None
     _last_ts: int = 0
     _next_request: float = -1e9
+    cap: str | None = None  # priorityOrdering: the most desirable layer the subscriber's link carries now
+    _lossy_reports: int = 0
+    _clean_since: float | None = None
 
     def select(self, selection: Simulcast | None) -> None:
         """New preferences (tracks/update): retarget and ask the target layer for a keyframe."""
         self.selection = selection
+        if selection is None or selection.priority_ordering != 'asciibetical':
+            self.cap = None
         self.retarget()
+
+    def on_loss(self, fraction: float, now: float | None = None) -> None:
+        """A receiver report from the subscriber: ``fraction`` of the packets lost since its last one."""
+        if self.selection is None or self.selection.priority_ordering != 'asciibetical':
+            return
+        now = self.publication.now() if now is None else now
+        ordered = sorted(self.publication.rids)
+        watched = self.current or self.target
+        if fraction > LOSS_DOWN:
+            self._clean_since = None
+            self._lossy_reports += 1
+            if self._lossy_reports < LOSSY_REPORTS_DOWN:
+                return
+            self._lossy_reports = 0
+            available = self.publication.available()
+            lower = [r for r in ordered if r > watched and (r in available or not available)]
+            if lower:
+                self.cap = lower[0]
+                self.retarget()
+            return
+        self._lossy_reports = 0
+        if fraction >= LOSS_CLEAN or self.cap is None:
+            self._clean_since = None
+            return
+        if self._clean_since is None:
+            self._clean_since = now
+        elif now - self._clean_since >= UP_AFTER_S:
+            self._clean_since = now
+            higher = [r for r in ordered if r < self.cap]
+            preferred = self.selection.preferred_rid if self.selection.preferred_rid in ordered else ordered[0]
+            self.cap = higher[-1] if higher and higher[-1] > preferred else None
+            self.retarget()
 
     def retarget(self) -> None:
         pub = self.publication
-        target = choose_layer(pub.rids, pub.available(), self.selection, self.current)
+        target = choose_layer(pub.rids, pub.available(), self.selection, self.current, self.cap)
         if target != self.target or (self.current is not None and target != self.current):
             self.target = target
             if target != self.current:
@@ -259,6 +313,9 @@ class SimulcastPublication:
 
     async def on_packet(self, packet: RtpPacket) -> None:
         self.feed(packet)
+
+    def now(self) -> float:
+        return self._now()
 
     def available(self) -> set[str]:
         now = self._now()

@@ -11,6 +11,7 @@ from aiortc.contrib.media import MediaBlackhole
 
 from media.calls_client import CallsClient
 from media.sfu import EmbeddedSFU
+from media.sfu.session import Subscription
 
 from .conftest import APP_ID, APP_SECRET, make_config
 from .sfu_peers import new_subscriber, publish, pull, track_for
@@ -25,8 +26,11 @@ async def lossy_sfu(request: pytest.FixtureRequest) -> AsyncIterator[EmbeddedSFU
     await server.close()
 
 
-async def test_subscriber_counts_the_simulated_loss(lossy_sfu: EmbeddedSFU) -> None:
+async def test_subscriber_counts_the_simulated_loss(lossy_sfu: EmbeddedSFU, monkeypatch: pytest.MonkeyPatch) -> None:
     fraction = lossy_sfu.config.simulate_loss
+    reported: list[float] = []  # the subscriber's receiver reports, as the SFU reads them (priorityOrdering)
+    original = Subscription.on_loss
+    monkeypatch.setattr(Subscription, 'on_loss', lambda self, f: (reported.append(f), original(self, f)))
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=lossy_sfu.asgi_app), base_url='http://sfu')
     client = CallsClient(http, APP_ID, APP_SECRET)
     publisher = await publish(client)
@@ -51,9 +55,12 @@ async def test_subscriber_counts_the_simulated_loss(lossy_sfu: EmbeddedSFU) -> N
     await http.aclose()
 
     assert received > 100
+    assert reported, 'no receiver report reached the SFU'
     if fraction == 0:
         assert drops == 0 and lost == 0
+        assert max(reported) == 0
         return
+    assert max(reported) > 0.05
     # Dropped packets are never retransmitted (a NACK finds nothing to resend), so the subscriber counts each one
     # lost, except the few dropped after its last received packet (or before its first).
     assert 0.9 * drops - 3 <= lost <= drops

@@ -152,3 +152,63 @@ async def test_packets_in_counts_each_received_layer_packet_once_whatever_the_su
             packet.payload = KEYFRAME
             publication.feed(packet, 0.0)
     assert counters.packets_in == 20
+
+
+async def test_priority_ordering_steps_a_lossy_subscriber_down_the_a_z_order_and_back_up() -> None:
+    """priorityOrdering: asciibetical under loss read from the subscriber's receiver reports (the SFU has no
+    bandwidth estimate): two lossy reports in a row cap it one layer lower; 10 s clean lift the cap one layer."""
+    clock = [100.0]
+    asked: list[int] = []
+
+    async def request_keyframe(ssrc: int) -> None:
+        asked.append(ssrc)
+
+    publication = SimulcastPublication(
+        kind='video',
+        mime_type='video/VP8',
+        codec_parameters={},
+        rids=['f', 'h', 'q'],
+        counters=Counters(),
+        request_keyframe=request_keyframe,
+        now=lambda: clock[0],
+    )
+    for ssrc, rid in ((1, 'f'), (2, 'h'), (3, 'q')):
+        publication.learn(ssrc, rid)
+        publication.layers[rid].last_packet_at = clock[0]  # every layer sends
+    by_loss = publication.subscribe(Simulcast(preferred_rid='f', priority_ordering='asciibetical'))
+    fixed = publication.subscribe(Simulcast(preferred_rid='f'))  # priorityOrdering none: never moved for loss
+    for switcher in (by_loss, fixed):
+        switcher.current = 'f'
+
+    def report(fraction: float, seconds: float = 1.0) -> None:
+        clock[0] += seconds
+        for layer in publication.layers.values():
+            layer.last_packet_at = clock[0]
+        by_loss.on_loss(fraction, clock[0])
+        fixed.on_loss(fraction, clock[0])
+
+    report(0.3)
+    assert by_loss.target == 'f'  # one lossy report is not enough
+    report(0.05)  # moderate: resets the count
+    report(0.3)
+    assert by_loss.target == 'f'
+    report(0.3)
+    assert (by_loss.cap, by_loss.target) == ('h', 'h')
+    by_loss.current = 'h'  # switched on h's keyframe
+    report(0.3)
+    report(0.3)
+    assert (by_loss.cap, by_loss.target) == ('q', 'q')
+    by_loss.current = 'q'
+    report(0.3)
+    report(0.3)
+    assert by_loss.target == 'q'  # nothing below q
+    for _ in range(10):
+        report(0.0)
+    assert by_loss.target == 'q'  # clean, but not for 10 s yet
+    report(0.0)
+    assert (by_loss.cap, by_loss.target) == ('h', 'h')
+    by_loss.current = 'h'
+    for _ in range(10):
+        report(0.0)
+    assert (by_loss.cap, by_loss.target) == (None, 'f')  # back to the preferred layer
+    assert fixed.target == 'f' and fixed.cap is None
