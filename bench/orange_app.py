@@ -96,6 +96,8 @@ def start_wrangler(orange: Path, port: int, log: Path) -> subprocess.Popen[bytes
             return process
         except httpx.HTTPError:
             time.sleep(0.5)
+    os.killpg(process.pid, 15)
+    process.wait(timeout=20)
     raise SystemExit('wrangler dev did not answer within 90 s')
 
 
@@ -130,55 +132,62 @@ def run(orange: Path, rounds: int, room: str) -> None:
     work = Path(tempfile.mkdtemp(prefix='bench-orange-'))
     app_id, secret = 'orangebench', secrets.token_urlsafe(32)
     app = harness.start_app(work, {'SFU_APP_ID': app_id, 'SFU_APP_SECRET': secret})
-    dev_vars = write_dev_vars(orange, app_id, secret, f'{app.url}/sfu/v1')
-    port = free_port()
-    wrangler = start_wrangler(orange, port, work / 'wrangler.log')
-    base = f'http://127.0.0.1:{port}'
-    print(json.dumps({'network': network_note(), 'app_log': str(app.log_path), 'wrangler_log': str(work)}))
-    ok = 0
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path='/usr/bin/chromium', args=harness.chromium_args(5, fake_screen=False)
-            )
-            contexts = [browser.new_context(permissions=['camera', 'microphone']) for _ in range(2)]
-            for context in contexts:
-                context.add_init_script(INIT_JS)
-            hospital = enter(contexts[0], base, room, 'hospital', 'Hospital')
-            for camera in CAMERAS:
-                hospital.get_by_role('button', name=f'+ fake_device_{camera}').click()
-                time.sleep(0.5)
-            technician = enter(contexts[1], base, room, 'technician', 'Technician')
-            seconds, tiles = wait_playing(technician, len(CAMERAS))
-            print(json.dumps({'step': 'three cameras', 'seconds_until_all_play': seconds, 'tiles': tiles}))
-            for round_ in range(rounds):
-                hospital.get_by_role('button', name=f'+ fake_device_{ADDED}').click()
-                seconds, tiles = wait_playing(technician, len(CAMERAS) + 1)
-                ok += seconds is not None
-                hospital_pcs, technician_pcs = hospital.evaluate(PCS_JS), technician.evaluate(PCS_JS)
-                print(
-                    json.dumps(
-                        {
-                            'step': f'round {round_}: camera added while watched',
-                            'seconds_until_all_play': seconds,
-                            'tiles': tiles,
-                            'hospital_video_senders_sending': hospital_pcs['sending'],
-                            'hospital_mlines': hospital_pcs['mlines'],
-                            'technician_mlines': technician_pcs['mlines'],
-                            'load': loadavg(),
-                        }
-                    )
-                )
-                hospital.get_by_role('button', name=f'✓ fake_device_{ADDED}').click()
-                seconds, tiles = wait_playing(technician, len(CAMERAS))
-                print(json.dumps({'step': f'round {round_}: removed', 'seconds_until_all_play': seconds}))
-            print(json.dumps({'added_while_watched_and_seen': ok, 'rounds': rounds}))
-            browser.close()
+    wrangler: subprocess.Popen[bytes] | None = None
+    dev_vars: Path | None = None
+    try:  # whatever fails (a .dev.vars not ours, wrangler not starting, a page step), nothing is left running
+        dev_vars = write_dev_vars(orange, app_id, secret, f'{app.url}/sfu/v1')
+        port = free_port()
+        wrangler = start_wrangler(orange, port, work / 'wrangler.log')
+        drive(f'http://127.0.0.1:{port}', room, rounds, app.log_path, work)
     finally:
-        os.killpg(wrangler.pid, 15)
-        wrangler.wait(timeout=20)
-        dev_vars.unlink(missing_ok=True)
+        if wrangler is not None:
+            os.killpg(wrangler.pid, 15)
+            wrangler.wait(timeout=20)
+        if dev_vars is not None:
+            dev_vars.unlink(missing_ok=True)
         app.stop()
+
+
+def drive(base: str, room: str, rounds: int, app_log: Path, work: Path) -> None:
+    print(json.dumps({'network': network_note(), 'app_log': str(app_log), 'wrangler_log': str(work)}))
+    ok = 0
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path='/usr/bin/chromium', args=harness.chromium_args(5, fake_screen=False)
+        )
+        contexts = [browser.new_context(permissions=['camera', 'microphone']) for _ in range(2)]
+        for context in contexts:
+            context.add_init_script(INIT_JS)
+        hospital = enter(contexts[0], base, room, 'hospital', 'Hospital')
+        for camera in CAMERAS:
+            hospital.get_by_role('button', name=f'+ fake_device_{camera}').click()
+            time.sleep(0.5)
+        technician = enter(contexts[1], base, room, 'technician', 'Technician')
+        seconds, tiles = wait_playing(technician, len(CAMERAS))
+        print(json.dumps({'step': 'three cameras', 'seconds_until_all_play': seconds, 'tiles': tiles}))
+        for round_ in range(rounds):
+            hospital.get_by_role('button', name=f'+ fake_device_{ADDED}').click()
+            seconds, tiles = wait_playing(technician, len(CAMERAS) + 1)
+            ok += seconds is not None
+            hospital_pcs, technician_pcs = hospital.evaluate(PCS_JS), technician.evaluate(PCS_JS)
+            print(
+                json.dumps(
+                    {
+                        'step': f'round {round_}: camera added while watched',
+                        'seconds_until_all_play': seconds,
+                        'tiles': tiles,
+                        'hospital_video_senders_sending': hospital_pcs['sending'],
+                        'hospital_mlines': hospital_pcs['mlines'],
+                        'technician_mlines': technician_pcs['mlines'],
+                        'load': loadavg(),
+                    }
+                )
+            )
+            hospital.get_by_role('button', name=f'✓ fake_device_{ADDED}').click()
+            seconds, tiles = wait_playing(technician, len(CAMERAS))
+            print(json.dumps({'step': f'round {round_}: removed', 'seconds_until_all_play': seconds}))
+        print(json.dumps({'added_while_watched_and_seen': ok, 'rounds': rounds}))
+        browser.close()
 
 
 def main() -> None:
